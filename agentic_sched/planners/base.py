@@ -1,0 +1,53 @@
+"""What every planner shares: the Planner protocol and how a Plan is finished.
+
+A planner is any object with a ``name`` and ``plan(problem, budget_s) -> Plan``; it
+reads an immutable Problem and returns a Plan whose ``objective`` is what
+``formats.cost`` gives (so outside checkers agree), never touching live state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from ..formats import cost
+from ..model import Assignment, Plan, Problem, Unassigned
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, problem: Problem, budget_s: float | None = None) -> Plan: ...
+
+
+def finish_plan(
+    problem: Problem,
+    assignments: Iterable[Assignment],
+    unassigned: Iterable[Unassigned],
+    *,
+    planner: str,
+    started: float,
+    status: str = "feasible",
+    bound: float | None = None,
+    detail: str = "",
+) -> Plan:
+    """Assemble a Plan with its objective computed by the contract's cost formulas.
+
+    Assignments are sorted by (start, task) for readability; ``started`` is a
+    ``time.perf_counter()`` reading taken when planning began.
+    """
+    draft = Plan(
+        assignments=tuple(sorted(assignments, key=lambda a: (a.start, a.task))),
+        unassigned=tuple(unassigned),
+        planner=planner,
+        status=status,
+    )
+    objective = cost(problem, draft)["objective"]
+    if bound is not None:
+        bound = min(bound, objective)
+    return Plan(
+        assignments=draft.assignments, unassigned=draft.unassigned, planner=planner,
+        status=status, objective=objective, bound=bound,
+        elapsed_s=time.perf_counter() - started, detail=detail,
+    )

@@ -1,0 +1,1 @@
+"""The worker agent shipped to hosts; imports only its own protocol module."""
