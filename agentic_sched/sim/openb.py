@@ -236,9 +236,7 @@ def measure(data: OpenbData, wl: Workload, outcome: Outcome, loads: Iterable[flo
 
 
 def _policies() -> dict[str, PlacementPolicy]:
-    from agentic_sched.sim.openb_batched import batched_policy
-
-    return {"bestfit": bestfit_policy, "fgd": fgd_policy, "batched": batched_policy()}
+    return {"bestfit": bestfit_policy, "fgd": fgd_policy}
 
 
 def run_openb(policy: str | PlacementPolicy, seeds: Iterable[int] = DEFAULT_SEEDS,
