@@ -111,6 +111,16 @@ class _Reader:
         return Resources({k: self.number(v, _join(path, k)) for k, v in value.items()})
 
 
+def _check_format(doc: Any, expected: str, err: type[InvalidProblem | InvalidPlan]) -> None:
+    """The format string is checked first: a plan given as a problem says so plainly."""
+    if not isinstance(doc, dict):
+        raise err("$", f"expected an object, got {_kind(doc)}")
+    if "format" not in doc:
+        raise err("format", f"missing required key (expected {expected!r})")
+    if doc["format"] != expected:
+        raise err("format", f"unknown format {doc['format']!r} (expected {expected!r})")
+
+
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
@@ -129,9 +139,8 @@ def problem_from_json(text: str | bytes | Mapping[str, object]) -> Problem:
     """
     doc = _load(text, InvalidProblem)
     r = _Reader(InvalidProblem)
+    _check_format(doc, PROBLEM_FORMAT, InvalidProblem)
     r.obj(doc, "", {"format", "workers", "tasks"}, {"now", "weights"})
-    if doc["format"] != PROBLEM_FORMAT:
-        raise InvalidProblem("format", f"unknown format {doc['format']!r} (expected {PROBLEM_FORMAT!r})")
     now = r.number(doc.get("now", 0.0), "now", minimum=None)
     workers = tuple(_read_worker(r, w, f"workers[{i}]") for i, w in enumerate(r.array(doc["workers"], "workers")))
     tasks = tuple(_read_task(r, t, f"tasks[{i}]") for i, t in enumerate(r.array(doc["tasks"], "tasks")))
@@ -336,9 +345,8 @@ def plan_from_json(text: str | bytes | Mapping[str, object]) -> Plan:
     """
     doc = _load(text, InvalidPlan)
     r = _Reader(InvalidPlan)
+    _check_format(doc, PLAN_FORMAT, InvalidPlan)
     r.obj(doc, "", {"format", "assignments", "unassigned"}, {"planner", "status", "objective", "bound", "elapsed_s"})
-    if doc["format"] != PLAN_FORMAT:
-        raise InvalidPlan("format", f"unknown format {doc['format']!r} (expected {PLAN_FORMAT!r})")
     assignments = []
     for i, a in enumerate(r.array(doc["assignments"], "assignments")):
         p = f"assignments[{i}]"
