@@ -1,0 +1,289 @@
+"""A tiny bootable QEMU guest for libvirt tests: Debian kernel + busybox initrd.
+
+The guest has no disk and no NIC. Its ``/init`` reads one shell command from the kernel
+command line (``agentic_cmd=<base64>``), runs it with ``sh -c``, prints the base64 of its
+stdout and stderr and its exit code between markers on the serial console
+(``ttyS0``), then powers off. Domains are ``type='qemu'`` (TCG): KVM is not usable here.
+
+Console protocol (lines, ``\\r`` stripped)::
+
+    AGENTIC-BEGIN
+    AGENTIC-STDOUT <base64 of stdout, may be empty>
+    AGENTIC-STDERR <base64 of stderr, may be empty>
+    AGENTIC-EXIT <exit code>
+
+``parse_console`` decodes it. The command line is limited by the kernel to ~2 KiB, so
+keep commands under ~1.4 KiB of text.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import re
+import shutil
+import string
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._proc import TestbedError, log, ok, run, wait_until
+
+#: Where kernels and initrds are cached. Not under /root: qemu runs as libvirt-qemu
+#: and must be able to traverse the path.
+CACHE_ROOT = Path(os.environ.get("AGENTIC_SCHED_VM_CACHE", "/var/tmp/agentic-sched/vm"))
+QEMU_URI = "qemu:///system"
+
+INIT_SCRIPT = r"""#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo 0 > /proc/sys/kernel/printk
+exec </dev/null >/dev/console 2>&1
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp
+cmd=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^agentic_cmd=//p' | base64 -d)
+cd /tmp
+sh -c "$cmd" >/tmp/.stdout 2>/tmp/.stderr
+rc=$?
+echo
+echo "AGENTIC-BEGIN"
+echo "AGENTIC-STDOUT $(base64 -w0 /tmp/.stdout)"
+echo "AGENTIC-STDERR $(base64 -w0 /tmp/.stderr)"
+echo "AGENTIC-EXIT $rc"
+sync
+poweroff -f
+"""
+
+#: Domain XML with ``string.Template`` placeholders: $name $memory_mib $vcpus $kernel
+#: $initrd $cmdline $console_log. Fill it with ``GuestKit.domain_xml``.
+DOMAIN_XML_TEMPLATE = """\
+<domain type='qemu'>
+  <name>$name</name>
+  <memory unit='MiB'>$memory_mib</memory>
+  <vcpu>$vcpus</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$kernel</kernel>
+    <initrd>$initrd</initrd>
+    <cmdline>$cmdline</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type='file'>
+      <source path='$console_log'/>
+      <target port='0'/>
+    </serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+BASE_CMDLINE = "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init"
+
+
+@dataclass(frozen=True)
+class GuestResult:
+    """What a guest command produced: decoded stdout/stderr bytes and its exit code."""
+
+    stdout: bytes
+    stderr: bytes
+    exit_code: int
+
+
+@dataclass(frozen=True)
+class GuestKit:
+    """Paths of a cached guest kernel + initrd and helpers to boot commands in it.
+
+    ``kernel`` and ``initrd`` are world-readable files under ``CACHE_ROOT``;
+    ``kernel_version`` is the Debian package version they came from.
+    """
+
+    kernel: Path
+    initrd: Path
+    kernel_version: str
+    uri: str = QEMU_URI
+    template: str = field(default=DOMAIN_XML_TEMPLATE, repr=False)
+
+    def cmdline(self, command: str) -> str:
+        """Kernel command line that makes ``/init`` run ``command``."""
+        return f"{BASE_CMDLINE} agentic_cmd={base64.b64encode(command.encode()).decode()}"
+
+    def domain_xml(self, name: str, command: str, console_log: str | Path,
+                   memory_mib: int = 256, vcpus: int = 1) -> str:
+        """Domain XML for a guest named ``name`` that runs ``command`` and powers off.
+
+        ``console_log`` must be in a directory libvirt-qemu can traverse (e.g. a
+        ``tempfile.mkdtemp`` dir chmod 0o755, not under /root).
+        """
+        cmdline = self.cmdline(command)
+        if len(cmdline) > 2000:
+            raise ValueError(f"command too long for the kernel command line ({len(cmdline)} chars)")
+        return string.Template(self.template).substitute(
+            name=name, memory_mib=memory_mib, vcpus=vcpus, kernel=self.kernel,
+            initrd=self.initrd, cmdline=cmdline, console_log=console_log)
+
+    def run(self, conn, command: str, *, name: str | None = None, timeout: float = 120,
+            memory_mib: int = 256) -> GuestResult:
+        """Define, boot and wait for a guest running ``command``; undefine it afterwards.
+
+        ``conn`` is an open ``libvirt.virConnect`` (``qemu:///system``). Blocking; takes
+        ~5-10 s under TCG. Raises ``TestbedError`` on timeout (the domain is destroyed)
+        or if the console shows no result.
+        """
+        name = name or f"agentic-test-{os.getpid()}-{time.monotonic_ns()}"
+        workdir = Path(tempfile.mkdtemp(prefix="agentic-vm-"))
+        workdir.chmod(0o755)
+        console = workdir / "console.log"
+        dom = conn.defineXML(self.domain_xml(name, command, console, memory_mib=memory_mib))
+        try:
+            dom.create()
+            if not wait_until(lambda: not dom.isActive(), timeout, interval=0.2):
+                dom.destroy()
+                raise TestbedError(f"guest {name} did not power off within {timeout} s; "
+                                   f"console: {_tail(console)}")
+            return parse_console(console.read_bytes())
+        finally:
+            try:
+                if dom.isActive():
+                    dom.destroy()
+            finally:
+                dom.undefine()
+                shutil.rmtree(workdir, ignore_errors=True)
+
+
+def parse_console(raw: bytes) -> GuestResult:
+    """Decode the console protocol in ``raw``; raises ``TestbedError`` if it is absent."""
+    text = raw.decode(errors="replace").replace("\r", "")
+    m = re.search(r"^AGENTIC-BEGIN\n"
+                  r"AGENTIC-STDOUT ?([A-Za-z0-9+/=]*)\n"
+                  r"AGENTIC-STDERR ?([A-Za-z0-9+/=]*)\n"
+                  r"AGENTIC-EXIT (\d+)$", text, re.M)
+    if not m:
+        raise TestbedError(f"no AGENTIC result on the guest console; tail: {text[-2000:]!r}")
+    return GuestResult(base64.b64decode(m[1]), base64.b64decode(m[2]), int(m[3]))
+
+
+def ensure_libvirtd(uri: str = QEMU_URI, timeout: float = 30) -> None:
+    """Make ``virsh -c uri list`` work: fix /dev/kvm perms, start virtlogd and libvirtd.
+
+    Raises ``TestbedError`` if the daemons are missing or do not answer in time.
+    """
+    if os.path.exists("/dev/kvm"):
+        # Without this every libvirt call takes seconds (ENVIRONMENT.md).
+        ok(["chgrp", "kvm", "/dev/kvm"])
+        ok(["chmod", "660", "/dev/kvm"])
+    if ok(["virsh", "-c", uri, "list"]):
+        return
+    for daemon in ("virtlogd", "libvirtd"):
+        if shutil.which(daemon) is None:
+            raise TestbedError(f"{daemon} not installed; run .ci/setup-system.sh as root")
+        if not ok(["pgrep", "-x", daemon]):
+            log.info("starting %s -d", daemon)
+            run([daemon, "-d"])
+    if not wait_until(lambda: ok(["virsh", "-c", uri, "list"]), timeout, interval=0.5):
+        raise TestbedError(f"libvirtd did not answer on {uri} within {timeout} s")
+
+
+def _kernel_package() -> tuple[str, str]:
+    """(package name, version) of the Debian kernel ``linux-image-amd64`` points to."""
+    def lookup() -> str | None:
+        out = run(["apt-cache", "depends", "linux-image-amd64"], check=False).stdout
+        m = re.search(r"Depends:\s*(linux-image-[\w.-]+-amd64)\b", out)
+        return m[1] if m else None
+
+    pkg = lookup()
+    if pkg is None:
+        log.info("apt lists empty; running apt-get update")
+        run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], timeout=900)
+        pkg = lookup()
+    if pkg is None:
+        raise TestbedError("cannot find a linux-image-*-amd64 package with apt-cache")
+    out = run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
+    version = re.search(r"^Version:\s*(\S+)", out, re.M)[1]
+    return pkg, version
+
+
+def _build_initrd(dest: Path, busybox: Path) -> None:
+    """Write a gzip'd newc cpio with busybox, /init and /dev/console to ``dest``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for d in ("bin", "dev", "proc", "sys", "tmp"):
+            (root / d).mkdir()
+        shutil.copy2(busybox, root / "bin" / "busybox")
+        (root / "bin" / "sh").symlink_to("busybox")
+        (root / "init").write_text(INIT_SCRIPT)
+        (root / "init").chmod(0o755)
+        os.mknod(root / "dev" / "console", 0o600 | 0o020000, os.makedev(5, 1))
+        files = run(["find", ".", "-print0"], cwd=root).stdout.encode()
+        with open(dest, "wb") as out:
+            p1 = subprocess.Popen(["cpio", "--null", "-o", "-H", "newc", "--quiet"], cwd=root,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            p2 = subprocess.Popen(["gzip", "-1"], stdin=p1.stdout, stdout=out)
+            p1.stdout.close()
+            p1.communicate(files)
+            if p1.wait() != 0 or p2.wait() != 0:
+                raise TestbedError("building the initrd with cpio | gzip failed")
+
+
+def build_guest(cache_root: Path = CACHE_ROOT) -> GuestKit:
+    """Return a cached ``GuestKit``, building it first if needed (~5 s, one download).
+
+    Cache key: kernel package version + a hash of ``INIT_SCRIPT``. Safe against
+    concurrent callers (file lock). Raises ``TestbedError`` if apt, dpkg-deb, cpio or
+    busybox-static are unavailable.
+    """
+    import hashlib
+
+    pkg, version = _kernel_package()
+    key = f"{pkg}_{version}_{hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()[:12]}"
+    target = cache_root / key
+    kernel, initrd = target / "vmlinuz", target / "initrd.gz"
+    if kernel.exists() and initrd.exists():
+        return GuestKit(kernel, initrd, version)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    for p in (cache_root, *cache_root.parents):
+        if str(p) in ("/", "/var", "/tmp", "/var/tmp"):
+            break
+        p.chmod(0o755)
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        raise TestbedError("/bin/busybox missing: apt-get install busybox-static "
+                           "(.ci/setup-system.sh does it)")
+    with open(cache_root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if kernel.exists() and initrd.exists():
+            return GuestKit(kernel, initrd, version)
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
+            tmpdir = Path(tmp)
+            run(["apt-get", "download", f"{pkg}={version}"], cwd=tmpdir, timeout=600)
+            deb = next(tmpdir.glob("*.deb"))
+            extract = f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tmpdir}' --wildcards './boot/vmlinuz-*'"
+            run(["sh", "-c", extract], timeout=300)
+            build = tmpdir / "out"
+            build.mkdir()
+            shutil.copy2(next((tmpdir / "boot").glob("vmlinuz-*")), build / "vmlinuz")
+            _build_initrd(build / "initrd.gz", busybox)
+            for f in build.iterdir():
+                f.chmod(0o644)
+            build.chmod(0o755)
+            build.rename(target)
+        log.info("built guest kernel+initrd %s in %.1f s", target, time.monotonic() - t0)
+    return GuestKit(kernel, initrd, version)
+
+
+def _tail(path: Path, n: int = 2000) -> str:
+    try:
+        return path.read_bytes()[-n:].decode(errors="replace")
+    except OSError as exc:
+        return f"<{exc}>"
