@@ -32,6 +32,18 @@ def test_ssh_each_host_runs_echo_with_pinned_key(sshd_hosts):
     for host in hosts:
         result = asyncio.run(_run(host, "echo hi"))
         assert result.stdout == "hi\n"
+    async def sftp_roundtrip() -> bytes:
+        async with asyncssh.connect(**hosts[0].connect_kwargs(), connect_timeout=10) as conn:
+            async with conn.start_sftp_client() as sftp:
+                path = f"/tmp/agentic-testbed-{uuid.uuid4().hex[:8]}"
+                async with sftp.open(path, "wb") as f:
+                    await f.write(b"payload")
+                try:
+                    return (await conn.run(f"cat {path}", check=True, encoding=None)).stdout
+                finally:
+                    await sftp.remove(path)
+
+    assert asyncio.run(sftp_roundtrip()) == b"payload"  # SFTP works (agent upload)
     if sshd_hosts.cluster.uses_netns:
         # Each host sees only its own namespace address.
         addrs = asyncio.run(_run(hosts[0], "ip -4 -o addr show")).stdout
@@ -175,3 +187,25 @@ def test_qemu_guest_boots_under_libvirt_and_returns_output(libvirt_qemu):
     assert result.stdout == b"42\n"
     assert result.stderr == b"oops\n"
     assert result.exit_code == 7
+
+
+def test_ssh_loopback_fallback_cut_and_kill():
+    """The no-namespace fallback (127.0.0.1 ports, SIGSTOP as cut) behaves the same."""
+    from testbed import SshCluster
+
+    cluster = SshCluster(force_loopback=True)
+    try:
+        (host,) = cluster.hosts(1)
+        assert host.address == "127.0.0.1" and host.port != 22
+        assert asyncio.run(_run(host, "echo hi")).stdout == "hi\n"
+        host.cut()
+        with pytest.raises((TimeoutError, OSError)):
+            asyncio.run(_run(host, "true", connect_timeout=2))
+        host.restore()
+        host.kill()
+        with pytest.raises(OSError):
+            asyncio.run(_run(host, "true", connect_timeout=2))
+        (host,) = cluster.hosts(1)  # brings it back up
+        assert asyncio.run(_run(host, "echo again")).stdout == "again\n"
+    finally:
+        cluster.close()
