@@ -1,6 +1,66 @@
-"""Planners: read an immutable Problem, return a Plan. None touches live state."""
+"""Planners: read an immutable Problem, return a Plan. None touches live state.
 
+``get_planner(name)`` is how the CLI and the runtime pick one: a greedy name
+(``spread``, ``pack``, ``balanced``, ``eft``), ``astar``, ``cpsat``, ``lns``, or
+``portfolio`` (the default; ``auto`` is an alias). Every planner is synchronous and
+CPU-bound: async callers run ``planner.plan(problem, budget_s)`` in a thread.
+"""
+
+from __future__ import annotations
+
+try:
+    from .astar import AStarPlanner
+except ImportError:
+    AStarPlanner = None
 from .base import Planner, finish_plan
+from .bounds import lower_bound
+from .cpsat import CpSatPlanner
 from .greedy import GREEDY, GreedyPlanner, best_greedy, greedy
+from .lns import LnsPlanner
+from .portfolio import PortfolioPlanner, summary
+from .repair import Events, PlanDiff, Repair, apply_events, repair
 
-__all__ = ["GREEDY", "GreedyPlanner", "Planner", "best_greedy", "finish_plan", "greedy"]
+DEFAULT_PLANNER = "portfolio"
+PLANNER_NAMES: tuple[str, ...] = ("portfolio", "auto", "astar", "cpsat", "lns", *GREEDY)
+
+
+def get_planner(name: str = DEFAULT_PLANNER, *, num_workers: int = 2) -> Planner:
+    """The planner called ``name``; ``num_workers`` is CP-SAT's thread count.
+
+    Raises ``ValueError`` naming the choices for an unknown name.
+    """
+    if name in ("portfolio", "auto"):
+        return PortfolioPlanner(num_workers=num_workers)
+    if name == "astar":
+        return AStarPlanner()
+    if name == "cpsat":
+        return CpSatPlanner(num_workers=num_workers)
+    if name == "lns":
+        return LnsPlanner()
+    if name in GREEDY:
+        return GREEDY[name]
+    raise ValueError(f"unknown planner {name!r} (choose from {', '.join(PLANNER_NAMES)})")
+
+
+__all__ = [
+    "DEFAULT_PLANNER",
+    "GREEDY",
+    "PLANNER_NAMES",
+    "AStarPlanner",
+    "CpSatPlanner",
+    "Events",
+    "GreedyPlanner",
+    "LnsPlanner",
+    "PlanDiff",
+    "Planner",
+    "PortfolioPlanner",
+    "Repair",
+    "apply_events",
+    "best_greedy",
+    "finish_plan",
+    "get_planner",
+    "greedy",
+    "lower_bound",
+    "repair",
+    "summary",
+]
