@@ -19,6 +19,9 @@
   RunningWork until its estimated end) and its plan replaces the previous one. The
   batch also closes at once when an unplanned task could start now (work-conserving:
   on an idle cluster batching only adds waiting; under contention batches accumulate).
+  Such early batches use the ``fast`` greedy planner (``eft``) unless ``batch_t`` has
+  passed since the budgeted planner last ran, which bounds the budgeted calls to about
+  n/K + horizon/T per run.
   **Applying the plan (the documented choice):** every planned task is held for its
   planned worker. At each decision point, per worker in planned-start order, a task
   starts when its planned start has come and it fits; a task planned for later starts
@@ -26,7 +29,8 @@
   (runtimes shorter than estimated free capacity early). A task whose time has come
   but does not fit (work overran its estimate) blocks its worker and causes a replan
   once ``batch_t`` has passed since the last plan. Tasks are never moved between
-  workers without a replan.
+  workers without a replan, except one: a waiting planned task starts at once on a
+  worker that has no planned tasks if that finishes it before its planned finish.
 """
 
 from __future__ import annotations
@@ -199,7 +203,7 @@ class PlannerPolicy:
     """Batched planning (see module docstring for triggers and how plans are applied)."""
 
     def __init__(self, planner: str | None = None, *, batch_k: int = 8, batch_t: float = 10.0,
-                 budget_s: float = 0.2) -> None:
+                 budget_s: float = 0.2, fast: str = "eft") -> None:
         if batch_k < 1 or not batch_t > 0 or not budget_s > 0:
             raise ValueError("planner policy: batch_k >= 1, batch_t > 0 and budget_s > 0 are required")
         self.planner_name = planner or "portfolio"
@@ -210,6 +214,8 @@ class PlannerPolicy:
         self.last_plan = -math.inf
         self._up: tuple[bool, ...] = ()
         self._blocked = False
+        self.fast = resolve_planner(fast)
+        self._last_slow = -math.inf
 
     def schedule(self, sim: Simulation) -> None:
         now, c = sim.now, sim.cluster
@@ -217,11 +223,16 @@ class PlannerPolicy:
         unplanned = [st for st in sim.pending.values() if st.index not in self.plan]
         oldest = min((st.queued_at for st in unplanned), default=math.inf)
         fits_now = any(c.fit_mask(st).any() for st in unplanned)
-        if (fits_now or len(unplanned) >= self.batch_k or now - oldest >= self.batch_t - EPS
+        full = (len(unplanned) >= self.batch_k or now - oldest >= self.batch_t - EPS
                 or tuple(c.up) != self._up
-                or (self._blocked and now - self.last_plan >= self.batch_t - EPS)):
+                or (self._blocked and now - self.last_plan >= self.batch_t - EPS))
+        if full or fits_now:
             if sim.pending:
-                self._replan(sim)
+                # the budgeted planner for a full batch, at most once per batch_t otherwise
+                slow = full or now - self._last_slow >= self.batch_t - EPS
+                self._replan(sim, self.planner if slow else self.fast)
+                if slow:
+                    self._last_slow = now
             self._up = tuple(c.up)
             unplanned, oldest = [], math.inf
         self._blocked = self._apply(sim)
@@ -231,11 +242,11 @@ class PlannerPolicy:
             wake.append(self.last_plan + self.batch_t)
         sim.wake_at(min(wake))
 
-    def _replan(self, sim: Simulation) -> None:
+    def _replan(self, sim: Simulation, planner) -> None:  # type: ignore[no-untyped-def]
         tasks = sorted(sim.pending.values(), key=lambda st: st.index)
         problem = sim.snapshot(tasks)
         started = time.perf_counter()
-        plan = self._call_planner(problem)
+        plan = planner.plan(problem, self.budget_s)
         sim.timing["planner_s"] += time.perf_counter() - started
         sim.timing["planner_calls"] += 1
         self.last_plan = sim.now
@@ -243,9 +254,6 @@ class PlannerPolicy:
         self.plan = {st.index: (-1, math.inf) for st in tasks}  # unassigned until placed
         for a in plan.assignments:
             self.plan[by_id[a.task].index] = (sim.cluster.index[a.worker], a.start)
-
-    def _call_planner(self, problem: Problem) -> Plan:
-        return self.planner.plan(problem, self.budget_s)
 
     def _apply(self, sim: Simulation) -> bool:
         """Start what the plan allows now; True if some task is blocked on its worker."""
@@ -267,7 +275,28 @@ class PlannerPolicy:
                     continue
                 held = True
                 overdue |= due
+        self._migrate(sim)
         return overdue
+
+    def _migrate(self, sim: Simulation) -> None:
+        """Start a waiting planned task now on a worker with no planned tasks when that
+        finishes it before its planned finish (estimates drifted since the plan)."""
+        c, now = sim.cluster, sim.now
+        busy = np.zeros(len(c.workers), dtype=bool)
+        for w, _ in self.plan.values():
+            if w >= 0:
+                busy[w] = True
+        for idx, (w, s) in sorted(self.plan.items(), key=lambda kv: (kv[1][1], kv[0])):
+            if w < 0:
+                continue
+            st = sim.tasks[idx]
+            mask = c.fit_mask(st) & ~busy
+            if not mask.any():
+                continue
+            finish = np.where(mask, now + st.task.duration / c.speed, np.inf)
+            best = int(np.argmin(finish))
+            if finish[best] < s + st.task.duration / c.speed[w] - EPS and sim.start(st, best):
+                del self.plan[idx]
 
 
 def make_policy(name: str, *, planner: str | None = None, batch_k: int = 8, batch_t: float = 10.0,
