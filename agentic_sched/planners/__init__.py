@@ -8,10 +8,7 @@ CPU-bound: async callers run ``planner.plan(problem, budget_s)`` in a thread.
 
 from __future__ import annotations
 
-try:
-    from .astar import AStarPlanner
-except ImportError:
-    AStarPlanner = None
+from .astar import AStarPlanner
 from .base import Planner, finish_plan
 from .bounds import lower_bound
 from .cpsat import CpSatPlanner
