@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import attrs
@@ -31,8 +32,11 @@ PlanFn = Callable[[Problem, float | None], Plan]
 FALLBACK = "eft"
 
 
-def resolve(name: str) -> PlanFn:
-    """The planning function for ``name``; ``ValueError`` if no planner has that name."""
+def resolve(name: Any) -> PlanFn:
+    """The planning function for ``name`` (or for a planner object with ``plan``);
+    ``ValueError`` if no planner has that name."""
+    if not isinstance(name, str) and callable(getattr(name, "plan", None)):
+        return name.plan
     if name in GREEDY:
         return GREEDY[name].plan
     try:
@@ -43,11 +47,11 @@ def resolve(name: str) -> PlanFn:
 
 
 class PlannerRunner:
-    def __init__(self, name: str, budget_s: float, metrics: Metrics, on_fallback: Callable[[str], None],
+    def __init__(self, name: Any, budget_s: float, metrics: Metrics, on_fallback: Callable[[str], None],
                  *, max_failures: int = 3, cooldown_s: float = 30.0, overrun_factor: float = 2.0,
                  grace_s: float = 0.5) -> None:
-        self.name = name
         self.fn = resolve(name)
+        self.name = name if isinstance(name, str) else str(getattr(name, "name", type(name).__name__))
         self.budget_s = budget_s
         self.metrics = metrics
         self.on_fallback = on_fallback

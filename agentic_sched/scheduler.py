@@ -30,7 +30,7 @@ import attrs
 
 from . import _messages
 from ._errors import InvalidProblem, SchedError, UnknownTask, UnknownWorker
-from ._planning import PlannerRunner
+from ._planning import FALLBACK, PlannerRunner
 from ._spec import TERMINAL, TaskSpec, TaskStatus, WorkerSpec, check_spec
 from .agents import protocol
 from .applier import Applier, log
@@ -38,7 +38,8 @@ from .events import EventBus, Subscription
 from .executors.base import Executor, Link
 from .executors.local import LocalExecutor, UnixExecutor
 from .metrics import Metrics
-from .model import Plan
+from .model import Plan, Problem
+from .planners import GREEDY
 from .registry import Registry, WorkerState
 from .store import Store, TaskRecord
 
@@ -56,7 +57,7 @@ class SchedulerConfig:
     """
 
     state_dir: str
-    planner: str = "eft"
+    planner: Any = "eft"      # a planner name, or an object with ``plan(problem, budget_s)``
     plan_budget_s: float = 1.0
     batch_size: int = 64
     batch_window_s: float = 0.02
@@ -134,6 +135,7 @@ class Scheduler:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._open = True
+        self._tg.start_soon(self._warm_up)
         self._tg.start_soon(self._plan_loop)
         self._tg.start_soon(self._inbox_loop)
         self._tg.start_soon(self._monitor_loop)
@@ -342,6 +344,13 @@ class Scheduler:
             waits.append(self._next_start - self.clock())
         delay = min(waits)
         return delay <= 0, max(delay, 0.0)
+
+    async def _warm_up(self) -> None:
+        """Compile the greedy kernels (numba) off the loop before the first real round."""
+        from .model import Task, Worker
+
+        tiny = Problem(workers=(Worker("w", capacity={"cpu": 1}),), tasks=(Task("t", demand={"cpu": 1}),))
+        await anyio.to_thread.run_sync(GREEDY[FALLBACK].plan, tiny, None)
 
     async def _plan_loop(self) -> None:
         ap = self._ap

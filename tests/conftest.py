@@ -10,3 +10,13 @@ if str(_Path(__file__).parent) not in _sys.path:
 
 from testbed.fixtures import docker_daemon, libvirt_qemu, sshd_hosts  # noqa: E402,F401
 # --- end testbed ------------------------------------------------------------------------
+
+
+# --- runtime (scheduler) tests: anyio on asyncio ----------------------------------------
+import pytest as _pytest  # noqa: E402
+
+
+@_pytest.fixture
+def anyio_backend():
+    return "asyncio"
+# --- end runtime ------------------------------------------------------------------------

@@ -1,0 +1,168 @@
+"""The embedded Scheduler end to end on the local executor (real agents, real processes)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import anyio
+import pytest
+
+from agentic_sched._errors import InvalidProblem, UnknownTask, UnknownWorker
+from agentic_sched._spec import TaskSpec
+from agentic_sched.scheduler import Scheduler
+
+pytestmark = pytest.mark.anyio
+
+
+def sh(script: str, **kw) -> TaskSpec:
+    return TaskSpec(argv=["/bin/sh", "-c", script], duration=0.2, **kw)
+
+
+async def test_tasks_run_with_output_exit_codes_and_env(tmp_path):
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        await s.add_worker(id="w1", capacity={"cpu": 2}, max_concurrency=4)
+        ok = await s.submit(sh('echo "out $GREETING"; echo err >&2', env={"GREETING": "hi"}, cwd=str(tmp_path)))
+        bad = await s.submit(sh("exit 3"))
+        noop = await s.submit(TaskSpec(runtime="noop"))
+        done, failed, n = await s.wait([ok, bad, noop], timeout=30)
+        assert done.state == "done" and done.exit_code == 0 and done.worker == "w1"
+        assert open(done.stdout).read() == "out hi\n" and open(done.stderr).read() == "err\n"
+        assert failed.state == "failed" and failed.exit_code == 3 and "code 3" in failed.reason
+        assert n.state == "done"
+        assert s.counts()["done"] == 2 and s.counts()["failed"] == 1
+
+
+async def test_timeout_and_cancel_kill_the_process_group(tmp_path):
+    marker = tmp_path / "child.pid"
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        await s.add_worker(id="w1", capacity={"cpu": 2})
+        slow = await s.submit(sh("sleep 30", timeout=0.5))
+        # the task forks a grandchild; cancel must kill it too (process group)
+        victim = await s.submit(sh(f"sleep 30 & echo $! > {marker}; wait"))
+        st = await slow.wait(timeout=30)
+        assert st.state == "failed" and "timeout" in st.reason
+        with anyio.fail_after(20):
+            while s.status(victim).state != "running" or not marker.exists():
+                await anyio.sleep(0.05)
+        cancelled = await victim.cancel()
+        assert cancelled.state == "cancelled"
+        grandchild = int(marker.read_text())
+        with anyio.fail_after(20):
+            while _alive(grandchild):
+                await anyio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def test_invalid_specs_and_unknown_ids_are_clear_errors(tmp_path):
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        cases = [
+            (TaskSpec(argv=[]), "task.argv"),
+            (TaskSpec(argv=["x"], demand={"cpu": -1}), "task.demand.cpu"),
+            (TaskSpec(argv=["x"], duration=0), "task.duration"),
+            (TaskSpec(argv=["x"], runtime="podman"), "task.runtime"),
+            (TaskSpec(argv=["x"], cwd="relative/dir"), "task.cwd"),
+            (TaskSpec(argv=["x"], timeout=-1), "task.timeout"),
+            (TaskSpec(argv=["x"], gpu={"count": 2, "share": 300}), "task.gpu.share"),
+            (TaskSpec(argv=["x"], env={"A": 1}), "task.env.A"),
+            (TaskSpec(argv=["x"], demand={"task_slots": 1}), "task.demand.task_slots"),
+            ({"argv": "echo hi"}, "task.argv"),
+            ({"argv": ["x"], "colour": "red"}, "task.colour"),
+        ]
+        for spec, path in cases:
+            with pytest.raises(InvalidProblem) as err:
+                await s.submit(spec)
+            assert err.value.path == path, (spec, str(err.value))
+        await s.submit(TaskSpec(argv=["true"], id="same"))
+        assert (await s.submit(TaskSpec(argv=["true"], id="same"))).id == "same"   # idempotent
+        with pytest.raises(InvalidProblem, match="different spec"):
+            await s.submit(TaskSpec(argv=["false"], id="same"))
+        with pytest.raises(UnknownTask):
+            s.status("nope")
+        with pytest.raises(UnknownWorker):
+            await s.drain_worker("nope")
+        with pytest.raises(InvalidProblem):
+            await s.add_worker(id="w/1")
+        assert s.counts()["pending"] == 1  # nothing accepted was lost, the scheduler still runs
+
+
+async def test_why_pending_preview_and_events(tmp_path):
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        events = s.subscribe()
+        never = await s.submit(sh("true", requires={"gpu_model": "V100"}))
+        with anyio.fail_after(10):
+            while "waiting for batch" in s.why_pending(never) or "no worker" not in s.why_pending(never):
+                await anyio.sleep(0.02)
+        await s.add_worker(id="w1", capacity={"cpu": 1}, labels={"gpu_model": "T4"})
+        with anyio.fail_after(10):
+            while "unschedulable" not in s.why_pending(never):
+                await anyio.sleep(0.02)
+        assert "0/1 workers" in s.why_pending(never) and "gpu_model" in s.why_pending(never)
+        preview = await s.plan_preview()
+        assert [u.task for u in preview.unassigned] == [never.id]
+        assert s.status(never).state == "pending" and s.status(never).attempt == 0  # nothing committed
+        runs = await s.submit(sh("true", demand={"cpu": 1}))
+        await runs.wait(timeout=30)
+        kinds = []
+        async for ev in events:
+            if ev.task == runs.id:
+                kinds.append(ev.kind)
+            if ev.kind == "finished" and ev.task == runs.id:
+                break
+        assert kinds == ["submitted", "reserved", "started", "finished"]
+        assert b"agentic_sched_placements_total 1.0" in s.metrics.exposition()
+
+
+async def test_delayed_release_and_concurrency_limit(tmp_path):
+    log = tmp_path / "log"
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        await s.add_worker(id="w1", capacity={"cpu": 8}, max_concurrency=2)
+        later = await s.submit(TaskSpec(runtime="noop", release=0.6))
+        hs = [await s.submit(sh(f"echo start >> {log}; sleep 0.3; echo end >> {log}")) for _ in range(4)]
+        await s.wait(hs, timeout=30)
+        st = await later.wait(timeout=30)
+        assert st.started >= st.submitted + 0.6 - 1e-6
+        depth = peak = 0
+        for line in log.read_text().split():
+            depth += 1 if line == "start" else -1
+            peak = max(peak, depth)
+        assert peak <= 2
+
+
+async def test_planner_failure_falls_back_to_greedy(tmp_path):
+    class Broken:
+        name = "broken"
+
+        def plan(self, problem, budget_s=None):
+            raise RuntimeError("boom")
+
+    async with Scheduler(state_dir=str(tmp_path), planner=Broken(), planner_max_failures=2) as s:
+        await s.add_worker(id="w1")
+        sub = s.subscribe()
+        h = await s.submit(TaskSpec(runtime="noop"))
+        assert (await h.wait(timeout=30)).state == "done"
+        async for ev in sub:
+            if ev.kind == "planner_fallback":
+                assert "boom" in ev.reason
+                break
+        assert b'agentic_sched_planner_fallbacks_total{reason="error"} 1.0' in s.metrics.exposition()
+        assert s.last_plan is not None and s.last_plan.status == "fallback"
+
+
+async def test_restart_keeps_accepted_tasks(tmp_path):
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        ids = [(await s.submit(TaskSpec(runtime="noop", deadline=30))).id for _ in range(5)]
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        assert [t.id for t in s.list("pending")] == ids
+        await s.add_worker(id="w1")
+        assert all(st.state == "done" for st in await s.wait(ids, timeout=30))
+    async with Scheduler(state_dir=str(tmp_path)) as s:
+        assert {t.state for t in s.list()} == {"done"} and len(s.list()) == 5
+        assert [w.state for w in s.workers()] == ["connecting"] or s.workers()[0].id == "w1"
