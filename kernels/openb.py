@@ -49,7 +49,7 @@ def pod_fits(cpu_free, mem_free, gpu_free, gpu_count, model, n, cpu, mem, ngpu, 
         return False
     if ngpu == 0:
         return True
-    if (mask >> model[n]) & 1 == 0:
+    if ((mask >> model[n]) & 1) == 0:
         return False
     need = milli if ngpu == 1 else MILLI
     cnt = 0
@@ -116,24 +116,95 @@ def apply_placement(cpu_free, mem_free, gpu_free, n, gpus, cpu, mem, ngpu, milli
 
 
 @njit(cache=True)
+def node_summaries(gpu_free, gpu_count):
+    """Per node: total free GPU milli, largest free milli on one GPU, wholly free GPUs."""
+    n_nodes = gpu_count.shape[0]
+    gtot = np.zeros(n_nodes, dtype=np.int64)
+    gmax = np.zeros(n_nodes, dtype=np.int64)
+    nfull = np.zeros(n_nodes, dtype=np.int64)
+    for n in range(n_nodes):
+        update_summary(gpu_free, gpu_count, n, gtot, gmax, nfull)
+    return gtot, gmax, nfull
+
+
+@njit(cache=True)
+def update_summary(gpu_free, gpu_count, n, gtot, gmax, nfull):
+    """Recompute node ``n``'s entries of ``node_summaries`` in place."""
+    tot = 0
+    big = 0
+    full = 0
+    for g in range(gpu_count[n]):
+        f = gpu_free[n, g]
+        tot += f
+        big = max(big, f)
+        if f >= MILLI:
+            full += 1
+    gtot[n] = tot
+    gmax[n] = big
+    nfull[n] = full
+
+
+@njit(cache=True)
+def fits_summary(cpu_n, mem_n, gmax_n, nfull_n, model_n, cpu, mem, ngpu, milli, mask):
+    """``pod_fits`` from one node's summary values (O(1); scalars only, so it inlines)."""
+    if cpu_n < cpu or mem_n < mem:
+        return False
+    if ngpu > 0:
+        if ((mask >> model_n) & 1) == 0:
+            return False
+        if ngpu == 1:
+            if gmax_n < milli:
+                return False
+        elif nfull_n < ngpu:
+            return False
+    return True
+
+
+@njit(cache=True)
+def bestfit_node_score(cpu_left, gpu_left):
+    """int(100 * (1 - (0.5 * cpu_left / 128000 + 0.5 * gpu_left / 8000)))."""
+    return int(100.0 * (1.0 - (0.5 * cpu_left / CPU_NORM + 0.5 * gpu_left / GPU_NORM)))
+
+
+@njit(cache=True)
+def _bestfit_select(cpu_free, mem_free, gtot, gmax, nfull, model, node_rank, cpu, mem, ngpu, milli, mask):
+    req = gpu_request(ngpu, milli)
+    best = -1
+    best_s = -1
+    for n in range(cpu_free.shape[0]):
+        if not fits_summary(cpu_free[n], mem_free[n], gmax[n], nfull[n], model[n], cpu, mem, ngpu, milli, mask):
+            continue
+        s = bestfit_node_score(cpu_free[n] - cpu, gtot[n] - req)
+        if s > best_s or (s == best_s and node_rank[n] < node_rank[best]):
+            best = n
+            best_s = s
+    return best
+
+
+@njit(cache=True)
 def bestfit_scores(cpu_free, mem_free, gpu_free, gpu_count, model, cpu, mem, ngpu, milli, mask):
     """BestFit score 0..100 of every node for one pod, -1 where it does not fit.
 
-    score = int(100 * (1 - (0.5 * cpu_left / 128000 + 0.5 * gpu_milli_left / 8000))).
-    O(n * 8).
+    score = int(100 * (1 - (0.5 * cpu_left / 128000 + 0.5 * gpu_milli_left / 8000))),
+    the resources left on the node after placing the pod. O(n * 8).
     """
-    n_nodes = cpu_free.shape[0]
-    scores = np.full(n_nodes, -1, dtype=np.int64)
+    gtot, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    scores = np.full(cpu_free.shape[0], -1, dtype=np.int64)
     req = gpu_request(ngpu, milli)
-    for n in range(n_nodes):
-        if not pod_fits(cpu_free, mem_free, gpu_free, gpu_count, model, n, cpu, mem, ngpu, milli, mask):
-            continue
-        gtot = 0
-        for g in range(gpu_count[n]):
-            gtot += gpu_free[n, g]
-        x = 0.5 * (cpu_free[n] - cpu) / CPU_NORM + 0.5 * (gtot - req) / GPU_NORM
-        scores[n] = int(100.0 * (1.0 - x))
+    for n in range(cpu_free.shape[0]):
+        if fits_summary(cpu_free[n], mem_free[n], gmax[n], nfull[n], model[n], cpu, mem, ngpu, milli, mask):
+            scores[n] = bestfit_node_score(cpu_free[n] - cpu, gtot[n] - req)
     return scores
+
+
+@njit(cache=True)
+def bestfit_gpus(gpu_free, gpu_count, n, ngpu, milli):
+    """BestFit device choice on node ``n``: tightest GPU for one, lowest free for several."""
+    if ngpu == 0:
+        return 0
+    if ngpu == 1:
+        return tightest_gpu(gpu_free, gpu_count, n, milli)
+    return exclusive_gpus(gpu_free, gpu_count, n, ngpu)
 
 
 @njit(cache=True)
@@ -144,11 +215,9 @@ def bestfit_place(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, cpu
     """
     scores = bestfit_scores(cpu_free, mem_free, gpu_free, gpu_count, model, cpu, mem, ngpu, milli, mask)
     n = select_node(scores, node_rank)
-    if n < 0 or ngpu == 0:
+    if n < 0:
         return n, 0
-    if ngpu == 1:
-        return n, tightest_gpu(gpu_free, gpu_count, n, milli)
-    return n, exclusive_gpus(gpu_free, gpu_count, n, ngpu)
+    return n, bestfit_gpus(gpu_free, gpu_count, n, ngpu, milli)
 
 
 # ---------------------------------------------------------------- FGD
@@ -169,7 +238,7 @@ def node_frag(cpu_n, gpu_row, count, model_n, typ_cpu, typ_milli, typ_ngpu, typ_
     for t in range(typ_p.shape[0]):
         f = total
         k = typ_ngpu[t]
-        if k > 0 and cpu_n >= typ_cpu[t] and (typ_mask[t] >> model_n) & 1 != 0:
+        if k > 0 and cpu_n >= typ_cpu[t] and ((typ_mask[t] >> model_n) & 1) != 0:
             need = typ_milli[t] if k == 1 else MILLI
             cnt = 0
             below = 0
@@ -239,14 +308,14 @@ def _fgd_node(cpu_free, gpu_free, gpu_count, model, n, frag_n, cpu, ngpu, milli,
 
 
 @njit(cache=True)
-def _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag, cpu, mem, ngpu, milli, mask,
-                       typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
+def _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag, gmax, nfull,
+                       cpu, mem, ngpu, milli, mask, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
     n_nodes = cpu_free.shape[0]
     scores = np.full(n_nodes, -1, dtype=np.int64)
     gpus = np.zeros(n_nodes, dtype=np.int64)
     row = np.empty(MAX_GPUS, dtype=np.int64)
     for n in range(n_nodes):
-        if not pod_fits(cpu_free, mem_free, gpu_free, gpu_count, model, n, cpu, mem, ngpu, milli, mask):
+        if not fits_summary(cpu_free[n], mem_free[n], gmax[n], nfull[n], model[n], cpu, mem, ngpu, milli, mask):
             continue
         s, b = _fgd_node(cpu_free, gpu_free, gpu_count, model, n, frag[n], cpu, ngpu, milli,
                          typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p, row)
@@ -266,8 +335,9 @@ def fgd_scores(cpu_free, mem_free, gpu_free, gpu_count, model, cpu, mem, ngpu, m
     O(n * 8 * T * 8).
     """
     frag = node_frags(cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
-    return _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag, cpu, mem, ngpu, milli,
-                              mask, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    _, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    return _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag, gmax, nfull,
+                              cpu, mem, ngpu, milli, mask, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
 
 
 @njit(cache=True)
@@ -286,6 +356,36 @@ def fgd_place(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, cpu, me
 
 
 @njit(cache=True)
+def _place_one(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, gtot, gmax, nfull, frag,
+               cpu, mem, ngpu, milli, mask, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
+    """Choose a node for one pod and apply it (summaries and F(n) kept current)."""
+    if policy == POLICY_FGD:
+        scores, gpus = _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag, gmax, nfull,
+                                          cpu, mem, ngpu, milli, mask,
+                                          typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+        n = select_node(scores, node_rank)
+        b = gpus[n] if n >= 0 else 0
+    else:
+        n = _bestfit_select(cpu_free, mem_free, gtot, gmax, nfull, model, node_rank,
+                            cpu, mem, ngpu, milli, mask)
+        b = bestfit_gpus(gpu_free, gpu_count, n, ngpu, milli) if n >= 0 else 0
+    if n >= 0:
+        apply_placement(cpu_free, mem_free, gpu_free, n, b, cpu, mem, ngpu, milli)
+        update_summary(gpu_free, gpu_count, n, gtot, gmax, nfull)
+        if policy == POLICY_FGD:
+            frag[n] = node_frag(cpu_free[n], gpu_free[n], gpu_count[n], model[n],
+                                typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    return n, b
+
+
+@njit(cache=True)
+def _initial_frag(policy, cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
+    if policy == POLICY_FGD:
+        return node_frags(cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    return np.zeros(cpu_free.shape[0], dtype=np.float64)
+
+
+@njit(cache=True)
 def replay(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
            pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask,
            typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
@@ -294,31 +394,60 @@ def replay(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
     ``policy`` is POLICY_BESTFIT or POLICY_FGD (typical pods are ignored by BestFit).
     The node arrays are updated in place (pass copies to keep the originals).
     Returns ``(node int64[m], gpus int64[m])``, node -1 for failed pods.
-    Cost per pod: O(n * 8) for BestFit, O(n * 8 * T * 8) for FGD (F(n) cached per node).
+    Cost per pod: O(n) for BestFit, O(n * 8 * T * 8) for FGD (F(n) cached per node).
     """
     m = pod_cpu.shape[0]
     placed = np.full(m, -1, dtype=np.int64)
     taken = np.zeros(m, dtype=np.int64)
-    frag = np.zeros(0, dtype=np.float64)
-    if policy == POLICY_FGD:
-        frag = node_frags(cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    gtot, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    frag = _initial_frag(policy, cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
     for i in range(m):
-        cpu, mem, ngpu, milli, mask = pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i]
-        if policy == POLICY_FGD:
-            scores, gpus = _fgd_scores_cached(cpu_free, mem_free, gpu_free, gpu_count, model, frag,
-                                              cpu, mem, ngpu, milli, mask,
-                                              typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
-            n = select_node(scores, node_rank)
-            b = gpus[n] if n >= 0 else 0
-        else:
-            n, b = bestfit_place(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
-                                 cpu, mem, ngpu, milli, mask)
-        if n < 0:
-            continue
-        apply_placement(cpu_free, mem_free, gpu_free, n, b, cpu, mem, ngpu, milli)
-        placed[i] = n
-        taken[i] = b
-        if policy == POLICY_FGD:
-            frag[n] = node_frag(cpu_free[n], gpu_free[n], gpu_count[n], model[n],
-                                typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+        placed[i], taken[i] = _place_one(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
+                                         gtot, gmax, nfull, frag,
+                                         pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i],
+                                         typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    return placed, taken
+
+
+@njit(cache=True)
+def replay_batched(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
+                   pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask,
+                   typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p, batch, order_keys):
+    """Batched planner: take arrivals ``batch`` at a time; for each batch try every
+    candidate order (row r of ``order_keys`` float64[R, m]: the batch's pods sorted by
+    key, ties by arrival), placing pod by pod with ``policy`` on a copy of the cluster,
+    and commit the order that places the most GPU milli, then the smallest total F
+    (FGD fragmentation; 0 for BestFit), then the lowest r. Same arrival sequence, no
+    departures, a pod that fits nowhere in the committed order fails for good.
+    Returns ``(node, gpus)`` indexed by arrival, like ``replay``. Cost: R x ``replay``.
+    """
+    m = pod_cpu.shape[0]
+    n_orders = order_keys.shape[0]
+    placed = np.full(m, -1, dtype=np.int64)
+    taken = np.zeros(m, dtype=np.int64)
+    gtot, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    frag = _initial_frag(policy, cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    for start in range(0, m, batch):
+        stop = min(m, start + batch)
+        best_r, best_milli, best_frag = -1, -1, 0.0
+        for r in range(n_orders):
+            idx = start + np.argsort(order_keys[r, start:stop], kind="mergesort")
+            c, me, g = cpu_free.copy(), mem_free.copy(), gpu_free.copy()
+            gt, gm, nf, fr = gtot.copy(), gmax.copy(), nfull.copy(), frag.copy()
+            got = 0
+            for i in idx:
+                n, b = _place_one(policy, c, me, g, gpu_count, model, node_rank, gt, gm, nf, fr,
+                                  pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i],
+                                  typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+                if n >= 0:
+                    got += gpu_request(pod_ngpu[i], pod_milli[i])
+            total_frag = fr.sum()
+            if got > best_milli or (got == best_milli and total_frag < best_frag):
+                best_r, best_milli, best_frag = r, got, total_frag
+        idx = start + np.argsort(order_keys[best_r, start:stop], kind="mergesort")
+        for i in idx:
+            placed[i], taken[i] = _place_one(policy, cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
+                                             gtot, gmax, nfull, frag,
+                                             pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i],
+                                             typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
     return placed, taken

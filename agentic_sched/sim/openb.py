@@ -235,8 +235,59 @@ def measure(data: OpenbData, wl: Workload, outcome: Outcome, loads: Iterable[flo
     return out
 
 
+def batch_order_keys(data: OpenbData, wl: Workload, orders: int) -> np.ndarray:
+    """Candidate within-batch orders for ``replay_batched`` as sort keys float64[orders, m]:
+    row 0 arrival order, row 1 whole-GPU pods first, further rows random (seeded by the
+    workload seed, so runs are deterministic)."""
+    _, _, ngpu, milli, _ = wl.pod_arrays(data)
+    m = len(ngpu)
+    keys = [np.arange(m, dtype=np.float64), -((ngpu > 1) | (milli >= K.MILLI)).astype(np.float64)]
+    rng = np.random.default_rng([wl.seed, 1])
+    while len(keys) < orders:
+        keys.append(rng.random(m))
+    return np.array(keys[:max(orders, 1)])
+
+
+def credit_at_batch_end(outcome: Outcome, batch: int) -> Outcome:
+    """The same placements, counted as allocated only once their whole batch of
+    ``batch`` arrivals has arrived (the final short batch at the last arrival)."""
+    i = np.arange(len(outcome.node))
+    done = (i + 1) // batch * batch - 1  # last arrival of the newest complete batch
+    done[-1:] = len(i) - 1
+    alloc = np.where(done >= 0, outcome.alloc_milli[np.maximum(done, 0)], 0)
+    return Outcome(outcome.node, outcome.gpus, alloc)
+
+
+def batched_policy(batch: int = 64, orders: int = 8, base: str = "fgd",
+                   credit: str = "arrival") -> PlacementPolicy:
+    """The batched planner (``kernels.openb.replay_batched``) as a ``PlacementPolicy``.
+
+    Arrivals are taken ``batch`` at a time; ``orders`` candidate orders of the batch are
+    each placed pod by pod with ``base`` ('fgd' or 'bestfit') on a copy of the cluster and
+    the one placing the most GPU milli (then least total fragmentation) is committed.
+    ``credit`` says when a placement counts as allocated for the measurement:
+    'arrival' at its own arrival index (as for one-at-a-time policies), 'batch_end' only
+    once the last pod of its batch has arrived (the planner cannot place earlier).
+    Raises ValueError for an unknown ``base`` or ``credit``.
+    """
+    if base not in ("fgd", "bestfit") or credit not in ("arrival", "batch_end"):
+        raise ValueError(f"unknown base {base!r} or credit {credit!r}")
+    policy_id = K.POLICY_FGD if base == "fgd" else K.POLICY_BESTFIT
+
+    def run(data: OpenbData, wl: Workload) -> Outcome:
+        cpu, mem, gpu = data.empty_cluster()
+        node, gpus = K.replay_batched(policy_id, cpu, mem, gpu, data.node_gpus, data.node_model, wl.node_rank,
+                                      *wl.pod_arrays(data), *data.typical.arrays(),
+                                      batch, batch_order_keys(data, wl, orders))
+        out = placed_by_arrival(data, wl, node, gpus)
+        return credit_at_batch_end(out, batch) if credit == "batch_end" else out
+
+    run.__name__ = f"batched(batch={batch}, orders={orders}, base={base}, credit={credit})"
+    return run
+
+
 def _policies() -> dict[str, PlacementPolicy]:
-    return {"bestfit": bestfit_policy, "fgd": fgd_policy}
+    return {"bestfit": bestfit_policy, "fgd": fgd_policy, "batched": batched_policy()}
 
 
 def run_openb(policy: str | PlacementPolicy, seeds: Iterable[int] = DEFAULT_SEEDS,
