@@ -94,7 +94,7 @@ def openb_fallback(seeds: list[int]) -> dict[str, Any]:
         except Exception as exc:  # the batched policy may not exist yet
             doc["policies"][name] = {"error": f"{type(exc).__name__}: {exc}"}
     try:
-        doc["published"] = load_published()
+        doc["published"] = openb.load_published()
     except Exception as exc:
         doc["published"] = {"error": str(exc)}
     return doc
