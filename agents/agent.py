@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import platform
 import signal
 import socket
 import sys
@@ -188,6 +189,21 @@ class Agent:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.heartbeat_s)
 
+    async def prepare_runtimes(self, timeout_s: float = 15.0) -> None:
+        """Call each runtime's optional ``prepare(worker_id) -> bool`` once at start (docker/vm
+        remove what a previous agent of this worker left); False or an error: not offered."""
+        for name, rt in list(self.runtimes.items()):
+            prepare = getattr(rt, "prepare", None)
+            if prepare is None:
+                continue
+            try:
+                ok = await asyncio.wait_for(prepare(self.worker_id), timeout_s)
+            except Exception as exc:  # noqa: BLE001 - an unusable runtime is not fatal
+                print(f"agent: runtime {name} unavailable: {exc!r}", file=sys.stderr)
+                ok = False
+            if not ok:
+                del self.runtimes[name]
+
     async def shutdown(self) -> None:
         """Cancel every run (outcomes journaled as cancelled) and wait for them."""
         for cancel in self.running.values():
@@ -198,7 +214,8 @@ class Agent:
 
 
 def _facts() -> dict[str, Any]:
-    facts: dict[str, Any] = {"hostname": socket.gethostname(), "cpus": os.cpu_count() or 1}
+    facts: dict[str, Any] = {"hostname": socket.gethostname(), "cpus": os.cpu_count() or 1,
+                             "arch": platform.machine()}
     if psutil is not None:
         facts["mem_mb"] = psutil.virtual_memory().total // (1 << 20)
     return facts
@@ -229,6 +246,7 @@ def _lock_worker(state_dir: str) -> int:
 
 async def serve(args: argparse.Namespace) -> None:
     agent = Agent(args.worker_id, args.state_dir, args.orphan_timeout)
+    await agent.prepare_runtimes()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stop.set)

@@ -127,4 +127,25 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
 
 
-RUNTIMES: dict[str, type] = {"process": ProcessRuntime, "noop": NoopRuntime}
+def _docker() -> Runtime:
+    """The docker runtime (agents/runtime_docker.py), imported when an agent starts."""
+    if __package__:
+        from .runtime_docker import DockerRuntime
+    else:
+        from runtime_docker import DockerRuntime  # type: ignore[no-redef]
+    return DockerRuntime()
+
+
+def _vm() -> Runtime:
+    """The vm runtime (agents/runtime_vm.py), imported when an agent starts."""
+    if __package__:
+        from .runtime_vm import VmRuntime
+    else:
+        from runtime_vm import VmRuntime  # type: ignore[no-redef]
+    return VmRuntime()
+
+
+#: name -> factory; a runtime with ``async prepare(worker_id) -> bool`` is offered only if it
+#: returns True (docker: dockerd answers; vm: libvirt-python is installed).
+RUNTIMES: dict[str, Callable[[], Runtime]] = {"process": ProcessRuntime, "noop": NoopRuntime,
+                                              "docker": _docker, "vm": _vm}
