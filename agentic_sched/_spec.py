@@ -136,7 +136,8 @@ def check_spec(spec: TaskSpec, task_id: str, submitted: float) -> Task:
 class WorkerSpec:
     """A worker: capacity (default: this host's cpus), labels, ``gpus`` devices of kind
     gpu, speed, ``max_concurrency`` attempts at once, its executor (``local``: an agent
-    started by the scheduler; ``unix``: an agent already listening at ``address``) and an
+    started by the scheduler; ``unix``: an agent already listening at ``address``; ``ssh``:
+    an agent on host ``address`` via ``SshExecutor``, see ``Scheduler.add_executor``) and an
     optional heartbeat timeout overriding the scheduler's."""
 
     id: str
@@ -154,10 +155,12 @@ class WorkerSpec:
             raise InvalidProblem("worker.id", f"must be a non-empty string without '/', got {self.id!r}")
         if not isinstance(self.max_concurrency, int) or self.max_concurrency < 1:
             raise InvalidProblem("worker.max_concurrency", f"must be an integer >= 1, got {self.max_concurrency!r}")
-        if self.executor not in ("local", "unix"):
-            raise InvalidProblem("worker.executor", f"unknown executor {self.executor!r} (choose from local, unix)")
+        if self.executor not in ("local", "unix", "ssh"):
+            raise InvalidProblem("worker.executor", f"unknown executor {self.executor!r} (choose from local, unix, ssh)")
         if self.executor == "unix" and not self.address:
             raise InvalidProblem("worker.address", "a unix executor needs the agent's socket path")
+        if self.executor == "ssh" and not self.address:
+            raise InvalidProblem("worker.address", "an ssh executor needs the host as [user@]host[:port]")
         if self.heartbeat_timeout_s is not None and not self.heartbeat_timeout_s > 0:
             raise InvalidProblem("worker.heartbeat_timeout_s", "must be > 0")
         self.model()  # capacity, labels, speed through the contract's reader

@@ -284,6 +284,10 @@ class Scheduler:
         return out
 
     # ------------------------------------------------------------------ workers
+    def add_executor(self, executor: Executor) -> None:
+        """Make workers with ``executor=executor.kind`` reachable (e.g. an ``SshExecutor``)."""
+        self._executors[executor.kind] = executor
+
     async def add_worker(self, spec: WorkerSpec | None = None, /, **fields: Any) -> WorkerSpec:
         """Register a worker (``WorkerSpec`` or its fields) and connect to its agent.
 
@@ -292,6 +296,9 @@ class Scheduler:
         self._check_open()
         spec = spec if spec is not None else WorkerSpec(**fields)
         spec.check()
+        if spec.executor not in self._executors:
+            raise InvalidProblem("worker.executor", f"no {spec.executor!r} executor registered "
+                                 "(use Scheduler.add_executor)")
         async with self._ap.lock:
             old = self._registry.get(spec.id)
             if old is not None and old.state not in ("lost", "down"):
