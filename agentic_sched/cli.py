@@ -7,7 +7,6 @@ stderr naming the problem, never a traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path

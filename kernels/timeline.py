@@ -28,51 +28,73 @@ def _fits(used, dem, cap):
 
 
 @njit(cache=True)
-def earliest_start(T, U, n, cap, dem, nres, gcount, gshare, release, dur):
-    """Earliest ``t >= release`` at which a task fits on one worker for ``[t, t+dur)``.
+def _segment_of(T, n, t):
+    """Index k of the segment of row ``T`` containing ``t`` (0 if ``t`` < ``T[0]``)."""
+    lo, hi = 0, n - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if T[mid] <= t:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
+
+@njit(cache=True)
+def earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur, lastblock):
+    """Earliest ``t >= release`` at which a task fits on worker ``w`` for ``[t, t+dur)``.
+
+    ``T, U, n, cap`` are the all-worker arrays (indexed in place: no per-worker views);
     ``dem[:nres]`` is the resource demand; ``gcount`` devices each need ``gshare``
-    milli free over the whole window. Returns +inf if it never fits.
-    Complexity: O(m * C) typical, O(m^2 * C) worst case, m = breakpoints.
+    milli free over the whole window; ``lastblock`` is int64 scratch (>= device slots).
+    Returns +inf if it never fits. A failing resource skips past the failing segment;
+    failing devices skip to where enough blocked devices could have freed up.
+    Complexity: O(log m + m * C) typical, m = breakpoints of ``w``.
     """
-    ndev = U.shape[1] - nres
-    maxdev = np.zeros(ndev)
-    k0 = 0
-    while k0 + 1 < n and T[k0 + 1] <= release:
-        k0 += 1
-    t = max(release, T[k0])
+    m = n[w]
+    ndev = U.shape[2] - nres
+    k0 = _segment_of(T[w], m, release)
+    t = max(release, T[w, k0])
     while True:
         end = t + dur
         fail = -1
-        for d in range(ndev):
-            maxdev[d] = 0.0
         k = k0
-        while k < n and (k == k0 or T[k] < end - EPS):
+        limit = end - EPS
+        while True:
             for r in range(nres):
-                if not _fits(U[k, r], dem[r], cap[r]):
+                if U[w, k, r] + dem[r] > cap[w, r] + EPS * max(1.0, cap[w, r]):
                     fail = k
                     break
-            if fail >= 0:
-                break
-            if gcount > 0:
-                for d in range(ndev):
-                    if U[k, nres + d] > maxdev[d]:
-                        maxdev[d] = U[k, nres + d]
             k += 1
+            if fail >= 0 or k >= m or T[w, k] >= limit:
+                break
         if fail < 0:
             if gcount == 0:
                 return t
             free = 0
             for d in range(ndev):
-                if _fits(maxdev[d], gshare, cap[nres + d]):
+                c = nres + d
+                if not _fits(0.0, gshare, cap[w, c]):
+                    lastblock[d] = m  # can never host the share
+                    continue
+                lastblock[d] = -1
+                for j in range(k0, k):
+                    if not _fits(U[w, j, c], gshare, cap[w, c]):
+                        lastblock[d] = j
+                if lastblock[d] < 0:
                     free += 1
             if free >= gcount:
                 return t
-            fail = k0
-        if fail + 1 >= n:
+            # the (gcount - free)-th soonest-unblocked device decides the next candidate
+            need = gcount - free
+            blocked = np.sort(lastblock[:ndev])
+            fail = blocked[free + need - 1]
+            if fail >= m:
+                return np.inf
+        if fail + 1 >= m:
             return np.inf
         k0 = fail + 1
-        t = T[k0]
+        t = T[w, k0]
 
 
 @njit(cache=True)
@@ -83,9 +105,10 @@ def earliest_starts(T, U, n, cap, dem, nres, gcount, gshare, release, dur, eligi
     """
     W = T.shape[0]
     out = np.full(W, np.inf)
+    lastblock = np.zeros(U.shape[2] - nres + 1, dtype=np.int64)
     for w in range(W):
         if eligible[w]:
-            out[w] = earliest_start(T[w], U[w], n[w], cap[w], dem, nres, gcount, gshare, release, dur[w])
+            out[w] = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur[w], lastblock)
     return out
 
 
@@ -156,10 +179,7 @@ def add_interval(T, U, n, start, end, vec):
 @njit(cache=True)
 def usage_at(T, U, n, t):
     """Usage row of the segment containing ``t``."""
-    k = 0
-    while k + 1 < n and T[k + 1] <= t + EPS:
-        k += 1
-    return U[k]
+    return U[_segment_of(T, n, t + EPS)]
 
 
 # ------------------------------------------------------------------ plain-Python references
@@ -207,3 +227,145 @@ def usage_rows(T, U, n, t, idx):
         w = idx[i]
         out[i, :] = usage_at(T[w], U[w], n[w], t)
     return out
+
+
+@njit(cache=True)
+def earliest_pruned(T, U, n, cap, dem, nres, gcount, gshare, release, dur, eligible,
+                    bounds, bucket, now, lb_dem, lb_share, lb_dur, by_finish):
+    """Like ``earliest_starts`` but only evaluates workers that can still win.
+
+    ``bounds[w, b]`` is a lower bound on the earliest start on ``w`` of any task whose
+    demand is at least (``lb_dem``, ``gcount`` x ``lb_share``), release at least ``now``
+    and duration in bucket ``b`` or above; this task is in ``bucket`` and ``lb_dur[w]``
+    (<= ``dur[w]``) is that bucket's lower edge on ``w``. Bounds stay valid because
+    timelines only ever gain usage; every worker evaluated here gets its bound
+    refreshed exactly (and carried to the higher buckets).
+    The key (start, or start + duration when ``by_finish``) is exact for every worker
+    whose key is within 1e-9 (relative) of the minimum; pruned workers get +inf.
+    Complexity: O(W) plus two scans per worker that could still win.
+    """
+    W = T.shape[0]
+    NB = bounds.shape[1]
+    out = np.full(W, np.inf)
+    lastblock = np.zeros(U.shape[2] - nres + 1, dtype=np.int64)
+    # the K most promising workers (smallest bounds, kept sorted) are tried first,
+    # so that ``best`` is tight before the pruning pass over everyone
+    K = 8
+    top = np.full(K, -1, dtype=np.int64)
+    topv = np.full(K, np.inf)
+    for w in range(W):
+        if eligible[w]:
+            lb = max(release, bounds[w, bucket]) + (dur[w] if by_finish else 0.0)
+            if lb < topv[K - 1]:
+                j = K - 1
+                while j > 0 and topv[j - 1] > lb:
+                    topv[j] = topv[j - 1]
+                    top[j] = top[j - 1]
+                    j -= 1
+                topv[j] = lb
+                top[j] = w
+    if top[0] < 0:
+        return out
+    best = np.inf
+    for step in range(K + W):
+        if step < K:
+            w = top[step]
+            if w < 0:
+                continue
+        else:
+            w = step - K
+            if not eligible[w] or out[w] < np.inf:
+                continue
+        extra = dur[w] if by_finish else 0.0
+        if max(release, bounds[w, bucket]) + extra > best + 1e-9 * max(1.0, abs(best)):
+            continue
+        s = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur[w], lastblock)
+        out[w] = s
+        if s > max(now, bounds[w, bucket]) + EPS:  # the bound is loose: refresh it
+            fit = earliest_start(T, U, n, cap, w, lb_dem, nres, gcount, lb_share, now, lb_dur[w], lastblock)
+            for b in range(bucket, NB):
+                if fit > bounds[w, b]:
+                    bounds[w, b] = fit
+        if s + extra < best:
+            best = s + extra
+    return out
+
+
+@njit(cache=True)
+def choose_worker(T, U, n, cap, nres, starts, dur, load, dem, gpu_milli, mode):
+    """Pick a worker from ``starts`` (+inf = infeasible); -1 if none.
+
+    ``mode`` 0 = earliest finish (``starts + dur``), ties to the least ``load`` then
+    the lowest index. Modes 1-3 take the workers that can start earliest (within
+    1e-9) and score the allocated fractions after placing the task at that time
+    (resources in column order, GPU devices pooled into one column when the problem
+    has devices): 1 least allocated (spread), 2 most allocated (pack), 3 most even
+    fractions (balanced; ties to least allocated). Ties go to the lowest index.
+    """
+    W = starts.shape[0]
+    C = U.shape[2]
+    ndev = C - nres
+    key = np.inf
+    for w in range(W):
+        v = starts[w] + (dur[w] if mode == 0 else 0.0)
+        if v < key:
+            key = v
+    if key == np.inf:
+        return -1
+    tie = key + 1e-9 * max(1.0, abs(key))
+    best = -1
+    best_score = -np.inf
+    ncols = nres + (1 if ndev > 0 else 0)
+    fr = np.zeros(ncols)
+    for w in range(W):
+        v = starts[w] + (dur[w] if mode == 0 else 0.0)
+        if v > tie:
+            continue
+        if mode == 0:
+            score = -load[w]
+        else:
+            row = usage_at(T[w], U[w], n[w], key)
+            for r in range(nres):
+                fr[r] = (row[r] + dem[r]) / cap[w, r] if cap[w, r] > 0 else 0.0
+            if ndev > 0:
+                used = gpu_milli
+                total = 0.0
+                for d in range(ndev):
+                    used += row[nres + d]
+                    total += cap[w, nres + d]
+                fr[nres] = used / total if total > 0 else 0.0
+            mean = fr.mean()
+            if mode == 1:
+                score = -mean
+            elif mode == 2:
+                score = mean
+            else:
+                score = -np.sqrt(((fr - mean) ** 2).mean()) - 1e-3 * mean
+        if best < 0 or score > best_score:
+            best = w
+            best_score = score
+    return best
+
+
+def choose_worker_ref(usage_rows_at, cap, nres, starts, dur, load, dem, gpu_milli, mode):
+    """Reference for ``choose_worker``; ``usage_rows_at(w, t)`` returns worker w's usage row."""
+    ndev = len(cap[0]) - nres
+    keys = [s + (d if mode == 0 else 0.0) for s, d in zip(starts, dur, strict=True)]
+    key = min(keys)
+    if math.isinf(key):
+        return -1
+    cands = [w for w, k in enumerate(keys) if k <= key + 1e-9 * max(1.0, abs(key))]
+
+    def score(w):
+        if mode == 0:
+            return -load[w]
+        row = usage_rows_at(w, key)
+        fr = [(row[r] + dem[r]) / cap[w][r] if cap[w][r] > 0 else 0.0 for r in range(nres)]
+        if ndev:
+            total = sum(cap[w][nres:])
+            fr.append((gpu_milli + sum(row[nres:])) / total if total > 0 else 0.0)
+        mean = sum(fr) / len(fr)
+        std = math.sqrt(sum((x - mean) ** 2 for x in fr) / len(fr))
+        return {1: -mean, 2: mean, 3: -std - 1e-3 * mean}[mode]
+
+    return max(cands, key=lambda w: (score(w), -w))

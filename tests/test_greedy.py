@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from strategies import problem_docs
 
-from agentic_sched import GREEDY, Problem, best_greedy, example_problem, generate_problem, greedy, validate
+from agentic_sched import (
+    GREEDY,
+    Problem,
+    best_greedy,
+    example_problem,
+    generate_problem,
+    greedy,
+    validate,
+)
 
 
 def independent_objective(doc: dict, plan_doc: dict) -> float:  # type: ignore[type-arg]

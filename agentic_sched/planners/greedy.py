@@ -29,8 +29,6 @@ from .base import finish_plan
 from .feasibility import Feasibility
 from .timelines import Timelines
 
-TIE = 1e-9
-
 Order = Callable[[Problem], list[Task]]
 
 
@@ -47,49 +45,21 @@ def urgency_order(problem: Problem) -> list[Task]:
     )
 
 
-def _fractions(tl: Timelines, task: Task, workers: np.ndarray, t: float) -> np.ndarray:
-    """Allocated fraction per worker and resource (GPU devices pooled) after placing ``task``."""
-    used = tl.usage(t, workers)
-    cap = tl.cap[workers]
-    res_used = used[:, : tl.nres] + tl.demand(task)
-    res_cap = cap[:, : tl.nres]
-    cols = [np.divide(res_used, res_cap, out=np.zeros_like(res_used), where=res_cap > 0)]
-    if tl.ndev:
-        gpu_cap = cap[:, tl.nres :].sum(axis=1)
-        gpu_used = used[:, tl.nres :].sum(axis=1) + (0 if task.gpu is None else task.gpu.count * task.gpu.share)
-        cols.append(np.divide(gpu_used, gpu_cap, out=np.zeros_like(gpu_used), where=gpu_cap > 0)[:, None])
-    frac = np.concatenate(cols, axis=1)
-    return frac
-
-
-def _least_allocated(tl: Timelines, task: Task, cands: np.ndarray, t: float) -> np.ndarray:
-    return -_fractions(tl, task, cands, t).mean(axis=1)
-
-
-def _most_allocated(tl: Timelines, task: Task, cands: np.ndarray, t: float) -> np.ndarray:
-    return _fractions(tl, task, cands, t).mean(axis=1)
-
-
-def _balanced(tl: Timelines, task: Task, cands: np.ndarray, t: float) -> np.ndarray:
-    frac = _fractions(tl, task, cands, t)
-    return -frac.std(axis=1) - 1e-3 * frac.mean(axis=1)
-
-
-Score = Callable[[Timelines, Task, np.ndarray, float], np.ndarray]
+MODES = {"eft": 0, "spread": 1, "pack": 2, "balanced": 3}
 
 
 class GreedyPlanner:
     """One greedy policy: an order plus a rule for choosing among feasible workers.
 
-    ``score`` None means earliest-finish choice (EFT); otherwise the task starts at
-    the earliest time any worker can take it and ``score`` (higher is better) picks
-    among the workers that can start it then.
+    ``choice`` "eft" picks the earliest finish; "spread" / "pack" / "balanced" start
+    the task at the earliest time any worker can take it and pick among those
+    workers by allocated fractions (see ``kernels.timeline.choose_worker``).
     """
 
-    def __init__(self, name: str, order: Order, score: Score | None) -> None:
+    def __init__(self, name: str, order: Order, choice: str) -> None:
         self.name = name
         self.order = order
-        self.score = score
+        self.mode = MODES[choice]
 
     def plan(self, problem: Problem, budget_s: float | None = None) -> Plan:
         """Place every task (budget ignored: one pass always finishes)."""
@@ -111,8 +81,8 @@ class GreedyPlanner:
             if not eligible.any():
                 unassigned.append(Unassigned(task.id, feas.reason(task)))
                 continue
-            starts = tl.earliest(task, eligible)
-            w = self._choose(tl, task, starts, load)
+            starts = tl.earliest_pruned(task, eligible, by_finish=self.mode == 0)
+            w = tl.choose(task, starts, load, self.mode)
             if w < 0:
                 unassigned.append(Unassigned(task.id, "no worker ever has room: running work holds it"))
                 continue
@@ -123,26 +93,12 @@ class GreedyPlanner:
             assignments.append(Assignment(task.id, problem.workers[w].id, start, start + dur, devices))
         return assignments, unassigned
 
-    def _choose(self, tl: Timelines, task: Task, starts: np.ndarray, load: np.ndarray) -> int:
-        if not np.isfinite(starts).any():
-            return -1
-        if self.score is None:
-            finish = starts + task.duration / tl.speed
-            best = finish.min()
-            cands = np.flatnonzero(finish <= best + TIE * max(1.0, abs(best)))
-            return int(cands[np.argmin(load[cands])])
-        t = starts.min()
-        cands = np.flatnonzero(starts <= t + TIE * max(1.0, abs(t)))
-        if len(cands) == 1:
-            return int(cands[0])
-        return int(cands[np.argmax(self.score(tl, task, cands, float(t)))])
-
 
 GREEDY: dict[str, GreedyPlanner] = {
-    "spread": GreedyPlanner("spread", fifo_order, _least_allocated),
-    "pack": GreedyPlanner("pack", fifo_order, _most_allocated),
-    "balanced": GreedyPlanner("balanced", fifo_order, _balanced),
-    "eft": GreedyPlanner("eft", urgency_order, None),
+    "spread": GreedyPlanner("spread", fifo_order, "spread"),
+    "pack": GreedyPlanner("pack", fifo_order, "pack"),
+    "balanced": GreedyPlanner("balanced", fifo_order, "balanced"),
+    "eft": GreedyPlanner("eft", urgency_order, "eft"),
 }
 
 

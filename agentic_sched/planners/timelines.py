@@ -8,10 +8,15 @@ Timelines (a private working copy); nothing here touches live state.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..kernels import timeline as K
 from ..model import MILLI_PER_DEVICE, Problem, Task
+
+# duration buckets of the pruning bounds: [0, D0), then [D0 * 1.25^(b-1), D0 * 1.25^b)
+BUCKET, D0, N_BUCKETS = 1.25, 0.01, 64
 
 
 class Timelines:
@@ -37,6 +42,7 @@ class Timelines:
         self.T[:, 0] = self.now
         self.U = np.zeros((W, room, C))
         self.n = np.ones(W, dtype=np.int64)
+        self._bounds: dict[tuple[bytes, int, float], np.ndarray] = {}
         for w, worker in enumerate(problem.workers):
             slot = {dev: s for s, dev in enumerate(self.gpu_index[w])}
             for rw in worker.running:
@@ -72,6 +78,39 @@ class Timelines:
             task.duration / self.speed, eligible,
         )
 
+    def earliest_pruned(self, task: Task, eligible: np.ndarray, *, by_finish: bool) -> np.ndarray:
+        """Earliest starts, exact only for workers that can still win (others +inf).
+
+        Winning means the minimum start, or the minimum finish when ``by_finish``;
+        every worker within 1e-9 of that minimum is exact. Prunes with lower bounds
+        kept per relaxed task shape (demands rounded down to powers of two) and
+        duration bucket, valid because a Timelines only ever gains usage.
+        """
+        g = task.gpu
+        gcount, gshare = (0, 0.0) if g is None else (g.count, float(g.share))
+        dem = self.demand(task)
+        lb_dem = np.where(dem > 0, 2.0 ** np.floor(np.log2(np.maximum(dem, 1e-300))), 0.0)
+        lb_share = 0.0 if g is None else float(2 ** math.floor(math.log2(gshare)))
+        key = (lb_dem.tobytes(), gcount, lb_share)
+        bounds = self._bounds.get(key)
+        if bounds is None:
+            if len(self._bounds) >= 256:
+                self._bounds.clear()
+            bounds = self._bounds[key] = np.full((len(self.speed), N_BUCKETS), self.now)
+        bucket = 0 if task.duration < D0 else min(N_BUCKETS - 1, 1 + int(math.log(task.duration / D0, BUCKET)))
+        edge = 0.0 if bucket == 0 else min(task.duration, D0 * BUCKET ** (bucket - 1))
+        return K.earliest_pruned(
+            self.T, self.U, self.n, self.cap, dem, self.nres, gcount, gshare,
+            task.earliest(self.now), task.duration / self.speed, eligible,
+            bounds, bucket, self.now, lb_dem, lb_share, edge / self.speed, by_finish,
+        )
+
+    def choose(self, task: Task, starts: np.ndarray, load: np.ndarray, mode: int) -> int:
+        """The worker index chosen by ``kernels.timeline.choose_worker`` (-1 if none)."""
+        gpu_milli = 0.0 if task.gpu is None else float(task.gpu.count * task.gpu.share)
+        return int(K.choose_worker(self.T, self.U, self.n, self.cap, self.nres, starts,
+                                   task.duration / self.speed, load, self.demand(task), gpu_milli, mode))
+
     def usage(self, t: float, workers: np.ndarray) -> np.ndarray:
         """Usage rows ``[len(workers), C]`` at time ``t``."""
         return K.usage_rows(self.T, self.U, self.n, t, workers.astype(np.int64))
@@ -95,4 +134,5 @@ class Timelines:
         other = object.__new__(Timelines)
         other.__dict__.update(self.__dict__)
         other.T, other.U, other.n = self.T.copy(), self.U.copy(), self.n.copy()
+        other._bounds = {k: v.copy() for k, v in self._bounds.items()}
         return other
