@@ -30,18 +30,24 @@ from .model import (
     Weights,
     Worker,
 )
-from .planners import GREEDY, best_greedy, greedy
+from ._spec import TaskSpec, TaskStatus, WorkerSpec
+from .events import Event
+from .planners import GREEDY, PLANNER_NAMES, PlanDiff, best_greedy, get_planner, greedy, repair
+from .scheduler import Scheduler, SchedulerConfig, TaskHandle, WorkerInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "GREEDY",
     "Assignment",
     "Device",
+    "Event",
+    "GREEDY",
     "GpuDemand",
     "InvalidPlan",
     "InvalidProblem",
+    "PLANNER_NAMES",
     "Plan",
+    "PlanDiff",
     "PlanRejected",
     "PlannerError",
     "Problem",
@@ -50,18 +56,27 @@ __all__ = [
     "Resources",
     "RunningWork",
     "SchedError",
+    "Scheduler",
+    "SchedulerConfig",
     "Task",
+    "TaskHandle",
+    "TaskSpec",
+    "TaskStatus",
     "Unassigned",
     "UnknownTask",
     "UnknownWorker",
     "Violation",
     "Weights",
     "Worker",
+    "WorkerInfo",
+    "WorkerSpec",
     "__version__",
     "best_greedy",
     "cost",
     "example_problem",
     "generate_problem",
+    "get_planner",
     "greedy",
+    "repair",
     "validate",
 ]

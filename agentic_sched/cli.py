@@ -79,29 +79,12 @@ def summary(problem: Problem, plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def _planner(name: str):  # type: ignore[no-untyped-def]
-    try:
-        from .planners import get_planner
-    except ImportError:  # until the portfolio lands: greedy names, portfolio = best greedy
-        from .planners import GREEDY, best_greedy
-
-        class _Best:
-            name = "portfolio"
-
-            def plan(self, problem, budget_s=None):  # type: ignore[no-untyped-def]
-                return best_greedy(problem)
-
-        if name in ("portfolio", "auto"):
-            return _Best()
-        if name not in GREEDY:
-            raise ValueError(f"unknown planner {name!r} (choose from portfolio, auto, {', '.join(GREEDY)})")
-        return GREEDY[name]
-    return get_planner(name)
-
-
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from .planners import get_planner
+
+    planner = get_planner(args.planner)  # unknown names fail before the file is read
     problem = _load_problem(args.problem)
-    plan = _planner(args.planner).plan(problem, args.budget)
+    plan = planner.plan(problem, args.budget)
     _write(args.output, plan.to_json(indent=2))
     print(summary(problem, plan), file=sys.stderr if args.output in (None, "-") else sys.stdout)
     return 0
