@@ -19,7 +19,6 @@ import attrs
 
 from ._errors import InvalidPlan, InvalidProblem
 from .model import (
-    GPU_KIND,
     MILLI_PER_DEVICE,
     PLAN_FORMAT,
     PLAN_STATUSES,
@@ -189,8 +188,6 @@ def _read_running(r: _Reader, doc: Any, path: str, devices: list[Device]) -> Run
         p = f"{path}.devices.{key}"
         if not key.isdigit() or int(key) >= len(devices):
             raise InvalidProblem(p, f"no device with index {key!r} on this worker ({len(devices)} devices)")
-        if devices[int(key)].kind != GPU_KIND:
-            raise InvalidProblem(p, f"device {key} is of kind {devices[int(key)].kind!r}, not {GPU_KIND!r}")
         shares[int(key)] = r.number(milli, p)
         if shares[int(key)] > MILLI_PER_DEVICE:
             raise InvalidProblem(p, f"must be <= {MILLI_PER_DEVICE} milli, got {milli}")
@@ -475,14 +472,15 @@ def _capacity_violations(worker: Worker, items: list[tuple[Assignment, Task]]) -
                 who = ", ".join(sorted(b.task for b, _ in active))
                 out.append(Violation(4, f"worker {worker.id!r} {res} at t={tau}: {used:g} > capacity {cap:g} ({who})"))
         load: dict[int, float] = {}
-        for rw in worker.running:
-            if tau < rw.until - TOL:
-                for d, milli in rw.devices:
-                    load[d] = load.get(d, 0.0) + milli
-        for b, t in active:
+        for b, t in active:  # only devices the plan uses can be overloaded by it
             share = t.gpu.share if t.gpu is not None else 0
             for d in b.devices:
                 load[d] = load.get(d, 0.0) + share
+        for rw in worker.running:
+            if tau < rw.until - TOL:
+                for d, milli in rw.devices:
+                    if d in load:
+                        load[d] += milli
         for d, milli in sorted(load.items()):
             if milli > MILLI_PER_DEVICE + TOL:
                 out.append(Violation(5, f"worker {worker.id!r} device {d} at t={tau}: {milli:g} milli > {MILLI_PER_DEVICE}"))

@@ -49,7 +49,8 @@ class Timelines:
                 if rw.until > self.now:
                     vec = self._vector(rw.demand.get)
                     for dev, milli in rw.devices:
-                        vec[self.nres + slot[dev]] += milli
+                        if dev in slot:  # shares of non-GPU devices constrain no task
+                            vec[self.nres + slot[dev]] += milli
                     self._add(w, self.now, rw.until, vec)
 
     def _vector(self, get) -> np.ndarray:  # type: ignore[no-untyped-def]
