@@ -118,6 +118,40 @@ def child_starts(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, rel
     return starts, slots
 
 
+@njit(cache=True)
+def expand(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, dur, eligible):
+    """``child_starts`` for T tasks at once (one A* expansion): ``tdem[T, nres]``,
+    ``gcount[T]``, ``gshare[T]``, ``release[T]``, ``dur[T, W]``, ``eligible[T, W]`` ->
+    ``(starts[T, W], slots[T, W, G])`` with ``G = max(1, max gcount)``."""
+    T, W = dur.shape
+    G = 1
+    for j in range(T):
+        if gcount[j] > G:
+            G = gcount[j]
+    starts = np.full((T, W), np.inf)
+    slots = np.full((T, W, G), -1, dtype=np.int64)
+    for j in range(T):
+        for w in range(W):
+            if eligible[j, w]:
+                starts[j, w] = _earliest_one(w, iw, st, en, dem, dev, m, cap[w], capdev[w], tdem[j],
+                                             gcount[j], gshare[j], release[j], dur[j, w], slots[j, w])
+    return starts, slots
+
+
+def expand_ref(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, dur, eligible):
+    """Plain-Python reference of ``expand``."""
+    T, W = dur.shape
+    G = max(1, int(max(gcount, default=1)))
+    starts = np.full((T, W), np.inf)
+    slots = np.full((T, W, G), -1, dtype=np.int64)
+    for j in range(T):
+        s, sl = child_starts_ref(iw, st, en, dem, dev, m, cap, capdev, tdem[j], int(gcount[j]),
+                                 float(gshare[j]), float(release[j]), dur[j], eligible[j])
+        starts[j] = s
+        slots[j, :, : sl.shape[1]] = sl
+    return starts, slots
+
+
 def child_starts_ref(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, dur, eligible):
     """Plain-Python reference of ``child_starts`` (same contract, naive loops)."""
     W = cap.shape[0]

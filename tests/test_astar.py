@@ -96,3 +96,21 @@ def test_compact_rows_matches_reference(seed: int) -> None:
     for w in range(W):
         np.testing.assert_allclose(T[w, : got[w]], T2[w, : ref[w]])
         np.testing.assert_allclose(U[w, : got[w]], U2[w, : ref[w]])
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_expand_matches_reference(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    iw, st, en, dem, dev, m, cap, capdev, ndev = _random_state(rng)
+    W, T = cap.shape[0], int(rng.integers(1, 5))
+    tdem = rng.integers(0, 3, (T, cap.shape[1])).astype(float)
+    gcount = rng.integers(0, ndev + 1, T).astype(np.int64)
+    gshare = np.where(gcount == 1, rng.choice([250.0, 1000.0], T), 1000.0)
+    rel = np.round(rng.uniform(0, 6, T), 1)
+    dur = np.round(rng.uniform(0.5, 4, (T, W)), 1)
+    elig = rng.random((T, W)) < 0.8
+    got = KA.expand(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, rel, dur, elig)
+    ref = KA.expand_ref(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, rel, dur, elig)
+    np.testing.assert_allclose(got[0], ref[0])
+    np.testing.assert_array_equal(np.where(np.isfinite(ref[0])[..., None], got[1], 0),
+                                  np.where(np.isfinite(ref[0])[..., None], ref[1], 0))

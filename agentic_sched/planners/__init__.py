@@ -11,7 +11,6 @@ from __future__ import annotations
 from .astar import AStarPlanner
 from .base import Planner, finish_plan
 from .bounds import lower_bound
-from .cpsat import CpSatPlanner
 from .greedy import GREEDY, GreedyPlanner, best_greedy, greedy
 from .lns import LnsPlanner
 from .portfolio import PortfolioPlanner, summary
@@ -31,6 +30,8 @@ def get_planner(name: str = DEFAULT_PLANNER, *, num_workers: int = 2) -> Planner
     if name == "astar":
         return AStarPlanner()
     if name == "cpsat":
+        from .cpsat import CpSatPlanner
+
         return CpSatPlanner(num_workers=num_workers)
     if name == "lns":
         return LnsPlanner()
@@ -39,11 +40,21 @@ def get_planner(name: str = DEFAULT_PLANNER, *, num_workers: int = 2) -> Planner
     raise ValueError(f"unknown planner {name!r} (choose from {', '.join(PLANNER_NAMES)})")
 
 
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    """``CpSatPlanner`` / ``CpSatLns`` load OR-Tools (~0.3 s) only when first used."""
+    if name in ("CpSatPlanner", "CpSatLns"):
+        from . import cpsat
+
+        return getattr(cpsat, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_PLANNER",
     "GREEDY",
     "PLANNER_NAMES",
     "AStarPlanner",
+    "CpSatLns",
     "CpSatPlanner",
     "Events",
     "GreedyPlanner",

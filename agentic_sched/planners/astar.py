@@ -45,6 +45,7 @@ from .greedy import GREEDY
 from .insertion import ProblemArrays
 
 DEFAULT_BUDGET_S = 5.0
+CHUNK = 16  # tasks per expansion kernel call
 TOL = 1e-9
 
 
@@ -80,7 +81,11 @@ class _Space:
         first = {}
         self.wclass = np.array([first.setdefault(s, i) for i, s in enumerate(sig)], dtype=np.int64)
         tsig = [(t.demand, t.duration, t.release, t.deadline, t.priority, t.gpu, t.requires) for t in problem.tasks]
-        self.twin_before = [max((j for j in range(i) if tsig[j] == tsig[i]), default=-1) for i in range(a.N)]
+        last: dict = {}
+        self.twin_before = []
+        for i, sg in enumerate(tsig):
+            self.twin_before.append(last.get(sg, -1))
+            last[sg] = i
         self.todo = [i for i in range(a.N) if a.eligible[i].any()]
         self.fastest = np.where(a.eligible, a.dur_on, np.inf).min(axis=1)
         self.rel_cost = np.where(a.eligible, a.w.reliability * (1 - a.health)[None, :] * a.dur_on, np.inf).min(axis=1)
@@ -103,6 +108,7 @@ class AStarPlanner:
         self.incumbent = incumbent
         self.max_nodes = max_nodes
         self.stats: dict[str, int] = {}
+        self.interrupted = False
 
     # ------------------------------------------------------------------ costs
     def _regular(self, sp: _Space, placed: tuple) -> tuple[float, float, float]:
@@ -164,7 +170,7 @@ class AStarPlanner:
         return tuple(sorted((c, tuple(sorted(v))) for c, v in groups.items()))
 
     # ------------------------------------------------------------------ search
-    def _children(self, sp: _Space, placed: tuple, last_start: float):  # type: ignore[no-untyped-def]
+    def _children(self, sp: _Space, placed: tuple, last_start: float, until: float = math.inf):  # type: ignore[no-untyped-def]
         a = sp.a
         items = list(sp.base) + [(w, s, s + a.dur_on[i, w], sp.tdem[i], self._devrow(sp, i, sl))
                                  for i, w, s, sl in placed]
@@ -176,6 +182,7 @@ class AStarPlanner:
         dev = np.array([x[4] for x in items], dtype=float).reshape(m, sp.ndev)
         done = {p[0] for p in placed}
         used_workers = {p[1] for p in placed}
+        cands = []
         for i in self._task_order(sp):
             if i in done or (sp.twin_before[i] >= 0 and sp.twin_before[i] not in done):
                 continue
@@ -187,11 +194,20 @@ class AStarPlanner:
                     if c in seen_empty:
                         elig[w] = False
                     seen_empty.add(c)
-            starts, slots = KA.child_starts(iw, st, en, dem, dev, m, sp.cap, sp.capdev, sp.tdem[i],
-                                            int(sp.gcount[i]), float(sp.gshare[i]), float(a.rel[i]),
-                                            a.dur_on[i], elig)
-            for w in np.flatnonzero(np.isfinite(starts) & (starts >= last_start - 1e-9)):
-                yield i, int(w), float(starts[w]), tuple(int(x) for x in slots[w][: sp.gcount[i]])
+            cands.append((i, elig))
+        for lo in range(0, len(cands), CHUNK):  # one kernel call per chunk, time checks between
+            if time.perf_counter() >= until:
+                self.interrupted = True
+                return
+            part = cands[lo : lo + CHUNK]
+            ids = np.array([i for i, _ in part], dtype=np.int64)
+            starts, slots = KA.expand(iw, st, en, dem, dev, m, sp.cap, sp.capdev, sp.tdem[ids], sp.gcount[ids],
+                                      sp.gshare[ids], a.rel[ids], a.dur_on[ids],
+                                      np.array([e for _, e in part]).reshape(len(part), a.W))
+            for j, i in enumerate(ids):
+                ok = np.isfinite(starts[j]) & (starts[j] >= last_start - 1e-9)
+                for w in np.flatnonzero(ok):
+                    yield int(i), int(w), float(starts[j, w]), tuple(int(x) for x in slots[j, w][: sp.gcount[i]])
 
     @staticmethod
     def _devrow(sp: _Space, i: int, slots: tuple) -> np.ndarray:
@@ -223,6 +239,7 @@ class AStarPlanner:
         closed: set = set()
         nodes = 0
         complete = False
+        self.interrupted = False
         while True:
             if not heap:
                 complete = True
@@ -242,7 +259,10 @@ class AStarPlanner:
             if len(placed) == len(sp.todo):
                 continue  # goals are scored on generation
             _, _, last_start = self._regular(sp, placed)
-            for i, w, s, sl in self._children(sp, placed, last_start):
+            for i, w, s, sl in self._children(sp, placed, last_start, until):
+                if time.perf_counter() >= until:
+                    self.interrupted = True
+                    break
                 child = placed + ((i, w, s, sl),)
                 if len(child) == len(sp.todo):
                     full, reg = self._full(sp, child)
@@ -254,6 +274,11 @@ class AStarPlanner:
                 h = self._h(sp, child, c, mk, ls)
                 if h < best_obj - TOL * max(1.0, abs(best_obj)):
                     heapq.heappush(heap, (h, next(tie), child))
+            if self.interrupted:  # keep the half-expanded node open so the bound stays valid
+                heapq.heappush(heap, (f, next(tie), placed))
+                break
+        if self.interrupted:
+            complete = False
         self.stats = {"expanded": nodes, "open": len(heap)}
         open_min = heap[0][0] if heap and not complete else math.inf
         if complete:

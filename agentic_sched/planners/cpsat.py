@@ -43,6 +43,7 @@ SCALE = 1000.0  # minimum integer per cost unit; raised so the smallest coeffici
 MAX_SCALE = 1e7
 GRIDS = (1.0, 0.5, 0.1, 0.05, 0.01)
 DEFAULT_BUDGET_S = 5.0
+FULL_MODEL_MAX_CELLS = 5000  # above: window LNS (a plain model finds nothing in seconds)
 
 
 def _on_grid(x: float, q: float) -> bool:
@@ -249,8 +250,9 @@ class CpSatPlanner:
         self.seed = seed
         self.hint = hint
 
-    def plan(self, problem: Problem, budget_s: float | None = None) -> Plan | None:
-        """Returns None when no feasible model solution is found within the budget."""
+    def plan(self, problem: Problem, budget_s: float | None = None) -> Plan:
+        """The CP-SAT plan; if the solver finds none within the budget, the hint (best
+        greedy plan unless given) with ``status`` ``fallback`` and the reason in ``detail``."""
         started = time.perf_counter()
         budget = DEFAULT_BUDGET_S if budget_s is None else budget_s
         a = ProblemArrays(problem)
@@ -258,6 +260,12 @@ class CpSatPlanner:
             from .greedy import best_greedy
 
             self.hint = best_greedy(problem)
+        if a.N * a.W > FULL_MODEL_MAX_CELLS:  # decomposition: windows around the hint
+            sched = Schedule(a)
+            sched.load_plan(self.hint)
+            n = CpSatLns(num_workers=self.num_workers, seed=self.seed).improve(sched, started + budget)
+            return sched.to_plan(planner=self.name, started=started, bound=lower_bound(problem, a),
+                                 detail=f"window LNS around {self.hint.planner}: {n} windows improved")
         q, exact = time_grid(problem, a)
         tasks = [i for i in range(a.N) if a.eligible[i].any()]
         model = _Model(problem, a, q, tasks, list(range(a.W)))
@@ -266,7 +274,11 @@ class CpSatPlanner:
         left = budget - (time.perf_counter() - started)
         solver, status = _solve(model, left, self.num_workers, self.seed, hint)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            return None
+            h = self.hint
+            return finish_plan(problem, h.assignments, h.unassigned, planner=self.name, started=started,
+                               status="fallback", bound=lower_bound(problem, a),
+                               detail=f"cp-sat {solver.StatusName(status)} within {budget:g}s; "
+                                      f"answered by {h.planner}")
         plan = self._extract(problem, a, model, solver, started)
         lb = lower_bound(problem, a)
         if exact:
@@ -313,6 +325,7 @@ class CpSatLns:
         accepted = 0
         cur = s.objective()
         while time.perf_counter() + 0.05 < until:
+            before = cur
             ws = self._pick(s, rng)
             tasks = [i for i in np.flatnonzero(np.isin(s.worker, ws)) if s.gcount[i] == 0]
             if not tasks:
@@ -341,8 +354,8 @@ class CpSatLns:
                     s.book_as(int(i), chosen[0], start, ())
             new = s.objective()
             if new <= cur + 1e-9 * max(1.0, abs(cur)):
+                accepted += new < before - 1e-9 * max(1.0, abs(before))
                 cur = new
-                accepted += 1
             else:
                 s.restore(snap)
         return accepted

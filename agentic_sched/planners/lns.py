@@ -64,10 +64,12 @@ def improve(s: Schedule, until: float, rng: np.random.Generator, *, target: floa
     Returns (objective, iterations). The schedule stays the best one found.
     """
     cur = s.objective()
-    iters = 0
+    iters = stall = 0
     base = max(4, min(30, s.a.N // 10))
-    while time.perf_counter() < until and (max_iters is None or iters < max_iters):
+    stall_limit = max(300, 40 * s.a.N)  # small problems: stop once the neighbourhoods are exhausted
+    while time.perf_counter() < until and (max_iters is None or iters < max_iters) and stall < stall_limit:
         iters += 1
+        stall += 1
         size = int(rng.integers(2, base + 1))
         sel = _neighbourhood(s, rng, size)
         if len(sel) == 0:
@@ -81,6 +83,8 @@ def improve(s: Schedule, until: float, rng: np.random.Generator, *, target: floa
             s.insert(int(i), target, rng, noise)
         new = s.objective()
         if new <= cur + 1e-9 * max(1.0, abs(cur)):
+            if new < cur - 1e-9 * max(1.0, abs(cur)):
+                stall = 0
             cur = new
             s.tl.n = KL.compact_rows(s.tl.T, s.tl.U, s.tl.n)
         else:

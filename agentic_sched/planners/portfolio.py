@@ -106,7 +106,8 @@ class PortfolioPlanner:
         if 0 < N and N * W <= CPSAT_MAX_CELLS and run.left() > 0.05:
             primary = "cpsat" if primary == "lns" else primary
             run.attempt("cpsat", lambda: self._cpsat(problem, run))
-        if N > 0 and run.left() > 0 and not self._proved(run):
+        astar_done = run.best is not None and run.best.planner == "astar" and "complete" in run.best.detail
+        if N > 0 and run.left() > 0 and not self._proved(run) and not astar_done:
             run.attempt("lns", lambda: self._lns(problem, arrays, run))
         return self._answer(run, primary)
 
@@ -120,7 +121,10 @@ class PortfolioPlanner:
         from .cpsat import CpSatPlanner
 
         planner = CpSatPlanner(num_workers=self.num_workers, hint=run.best)
-        return planner.plan(problem, max(0.05, run.left() * 0.6))
+        plan = planner.plan(problem, max(0.05, run.left() * 0.6))
+        if plan.status == "fallback":
+            raise RuntimeError(plan.detail)
+        return plan
 
     def _lns(self, problem: Problem, arrays: ProblemArrays, run: _Run) -> Plan:
         start = time.perf_counter()
