@@ -57,7 +57,7 @@ def table(doc: dict) -> str:
     loads = doc["loads"]
     head = f"{'policy':44s}" + "".join(f"{str(x) + ' %':>16s}" for x in loads) + f"{'s/seed':>9s}"
     lines = [head, "-" * len(head)]
-    for key, label in PAPER.items():
+    for label in PAPER.values():
         pub = doc["published"].get(label, {})
         lines.append(f"{label + ' (published)':44s}" + "".join(f"{pub.get(x, float('nan')):16.2f}" for x in loads))
     for name, res in doc["policies"].items():

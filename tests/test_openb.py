@@ -3,9 +3,9 @@ examples, workload determinism, and a reduced replay. No wall-clock asserts."""
 
 import numpy as np
 import pytest
-
 from agentic_sched.kernels import openb as K
 from agentic_sched.kernels import openb_ref as R
+
 from agentic_sched.sim import openb as O
 
 ANY = -1
@@ -47,7 +47,7 @@ def test_one_pod_kernels_match_reference(seed):
     cpu, mem, gpu, count, model, rank = random_cluster(rng)
     typ = random_typical(rng)
     nodes = (cpu, mem, gpu, count, model)
-    for pod in zip(*random_pods(rng, 10)):
+    for pod in zip(*random_pods(rng, 10), strict=True):
         pod = tuple(int(x) for x in pod)
         np.testing.assert_array_equal(K.bestfit_scores(*nodes, *pod), R.bestfit_scores_py(*nodes, *pod))
         assert tuple(K.bestfit_place(*nodes, rank, *pod)) == R.bestfit_place_py(*nodes, rank, *pod)
@@ -77,7 +77,7 @@ def test_replay_matches_reference(policy, seed):
     out_r = R.replay_py(policy, *state_r, count, model, rank, *pods, *typ)
     np.testing.assert_array_equal(out_k[0], out_r[0])
     np.testing.assert_array_equal(out_k[1], out_r[1])
-    for a, b in zip(state_k, state_r):
+    for a, b in zip(state_k, state_r, strict=True):
         np.testing.assert_array_equal(a, b)
     assert (state_k[2] >= 0).all() and (state_k[0] >= 0).all() and (state_k[1] >= 0).all()
 

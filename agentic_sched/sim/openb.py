@@ -104,7 +104,7 @@ def _model_mask(spec: str, models: tuple[str, ...]) -> int:
 def typical_pods(cpu, milli, ngpu, spec, models, coverage=TYPICAL_COVERAGE) -> TypicalPods:
     """Distinct (cpu, gpu_milli, num_gpu, gpu_spec), most frequent first (first seen on
     equal counts), until they cover ``coverage`` of the pods; probabilities renormalised."""
-    counts = Counter(zip(cpu.tolist(), milli.tolist(), ngpu.tolist(), spec))
+    counts = Counter(zip(cpu.tolist(), milli.tolist(), ngpu.tolist(), spec, strict=True))
     chosen, covered = [], 0
     for key, c in counts.most_common():
         chosen.append((key, c))
@@ -309,5 +309,5 @@ def run_openb(policy: str | PlacementPolicy, seeds: Iterable[int] = DEFAULT_SEED
         per_seed[s] = measure(data, wl, fn(data, wl), loads)
     table = np.array([[per_seed[s][x] for x in loads] for s in seeds])
     return {"policy": name, "seeds": seeds, "loads": loads, "per_seed": per_seed,
-            "mean": dict(zip(loads, table.mean(axis=0).tolist())),
-            "std": dict(zip(loads, table.std(axis=0).tolist()))}
+            "mean": dict(zip(loads, table.mean(axis=0).tolist(), strict=True)),
+            "std": dict(zip(loads, table.std(axis=0).tolist(), strict=True))}
