@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import attrs
+
 from .agents import protocol
 from .applier import Applier, log
 from .registry import WorkerState
@@ -33,6 +35,7 @@ def handle(ap: Applier, worker_id: str, msg: dict[str, Any] | protocol.ProtocolE
         _welcome(ap, w, msg)
     elif kind == "heartbeat":
         w.load = msg.get("load", {})
+        w.observe(w.load)
         _reconcile_running(ap, w, msg.get("running", []))
     elif kind == "error":
         log.warning("worker %s refused a message: %s", worker_id, msg["reason"])
@@ -47,6 +50,10 @@ def _welcome(ap: Applier, w: WorkerState, msg: dict[str, Any]) -> None:
             w.link.closed = True
         return
     w.agent_id, w.facts = msg["agent_id"], msg.get("facts", {})
+    reported = w.facts.get("labels")
+    if isinstance(reported, dict):  # host labels (arch, runtime.*, gpu_model); the spec's win
+        labels = {str(k): str(v) for k, v in reported.items()}
+        w.model = attrs.evolve(w.model, labels={**labels, **w.spec.labels})
     if w.state in ("connecting", "lost", "down"):
         w.state, w.reason = "up", f"agent {msg['agent_id'][:8]} pid {msg['pid']}"
         ap.touch_worker(w)

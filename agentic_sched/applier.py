@@ -239,7 +239,8 @@ class Applier:
                 began = rec.started if rec.started is not None else (rec.reserved or now)
                 until = max(now + 1e-3, began + rec.model.duration / w.model.speed)
                 running.append(RunningWork(tid, rec.model.demand, self.device_shares(rec), until))
-            workers.append(w.model.__class__(w.model.id, w.model.capacity, w.model.labels, w.model.devices,
+            model = w.effective_capacity()  # drift-corrected from heartbeats
+            workers.append(w.model.__class__(w.model.id, model.capacity, w.model.labels, w.model.devices,
                                              w.model.speed, w.model.health, w.model.idle_cost, tuple(running)))
         pend = list(self.pending.values())
         if len(pend) > batch_max:

@@ -15,7 +15,7 @@ import attrs
 
 from ._spec import SLOTS, WorkerSpec
 from .executors.base import Link
-from .model import Worker
+from .model import Resources, Worker
 
 WORKER_STATES = ("connecting", "up", "draining", "down", "lost")
 
@@ -34,6 +34,10 @@ class WorkerState:
     holding: set[str] = attrs.field(factory=set)             # task ids reserved/running here
     used: dict[str, float] = attrs.field(factory=dict)       # resource -> amount held now
     devices_used: dict[int, float] = attrs.field(factory=dict)
+    # drift correction: free amounts the agent measured (psutil) in its last heartbeat, and
+    # what was reserved here since then (not yet visible in the measurement)
+    observed_free: dict[str, float] = attrs.field(factory=dict)
+    reserved_since_beat: dict[str, float] = attrs.field(factory=dict)
 
     @property
     def schedulable(self) -> bool:
@@ -43,6 +47,7 @@ class WorkerState:
         self.holding.add(task_id)
         for k, v in demand.items():
             self.used[k] = self.used.get(k, 0.0) + v
+            self.reserved_since_beat[k] = self.reserved_since_beat.get(k, 0.0) + v
         for d, m in devices.items():
             self.devices_used[d] = self.devices_used.get(d, 0.0) + m
 
@@ -55,6 +60,33 @@ class WorkerState:
         for d, m in devices.items():
             self.devices_used[d] = max(0.0, self.devices_used.get(d, 0.0) - m)
 
+    def observe(self, load: dict[str, Any]) -> None:
+        """Take a heartbeat's measurements: ``mem_available_mb`` becomes the observed free
+        ``mem_mb`` (memory is not elastic; cpu is, so cpu load is reported, not enforced)."""
+        free = load.get("mem_available_mb")
+        if isinstance(free, (int, float)) and not isinstance(free, bool):
+            self.observed_free["mem_mb"] = float(free)
+        self.reserved_since_beat.clear()
+
+    def observed_headroom(self, k: str) -> float | None:
+        """Free ``k`` per the last heartbeat minus reservations since, or None if unmeasured."""
+        if k not in self.observed_free:
+            return None
+        return self.observed_free[k] - self.reserved_since_beat.get(k, 0.0)
+
+    def effective_capacity(self) -> Worker:
+        """The model with capacity lowered where the host measured less free than the
+        registry's optimistic accounting assumes (what planners should see)."""
+        cap = self.model.capacity.as_dict()
+        changed = False
+        for k in self.observed_free:
+            if k in cap:
+                room = self.observed_headroom(k)
+                if room is not None and self.used.get(k, 0.0) + room < cap[k]:
+                    cap[k] = max(0.0, self.used.get(k, 0.0) + room)
+                    changed = True
+        return attrs.evolve(self.model, capacity=Resources(cap)) if changed else self.model
+
     def fits_now(self, demand: dict[str, float], devices: dict[int, float]) -> str | None:
         """None if ``demand`` fits in the free capacity now, else the reason it does not."""
         for k, v in demand.items():
@@ -62,6 +94,11 @@ class WorkerState:
             if self.used.get(k, 0.0) + v > cap + 1e-9:
                 what = "concurrency limit reached" if k == SLOTS else f"insufficient {k}"
                 return f"{what} on {self.spec.id} ({self.used.get(k, 0.0):g}+{v:g} > {cap:g})"
+            room = self.observed_headroom(k)
+            if room is not None and v > room + 1e-9:
+                return (f"insufficient {k} on {self.spec.id} per its last heartbeat "
+                        f"({self.observed_free[k]:g} free, {self.reserved_since_beat.get(k, 0.0):g} reserved since, "
+                        f"{v:g} needed)")
         for d, m in devices.items():
             if self.devices_used.get(d, 0.0) + m > 1000 + 1e-9:
                 return f"gpu {d} on {self.spec.id} is busy"

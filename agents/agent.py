@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import platform
 import signal
@@ -112,8 +113,10 @@ class Agent:
                 self.send("error", reason=f"this agent serves worker {self.worker_id!r}, not {msg['worker']!r}")
                 return
             self.heartbeat_s = msg["heartbeat_s"]
+            facts = _facts()
+            facts["labels"] = _labels(facts, self.runtimes)
             self.send("welcome", worker=self.worker_id, agent_id=self.agent_id, pid=os.getpid(),
-                      runtimes=sorted(self.runtimes), facts=_facts())
+                      runtimes=sorted(self.runtimes), facts=facts)
             for result in list(self.journal.results.values()):
                 self.send_raw(result)
         elif kind == "assign":
@@ -221,10 +224,40 @@ def _facts() -> dict[str, Any]:
     return facts
 
 
+def _labels(facts: dict[str, Any], runtimes: dict[str, Any]) -> dict[str, str]:
+    """Labels planners match against ``requires``: ``arch``, ``runtime.<name>: "yes"`` per
+    runtime offered, ``gpu_model`` (first GPU per nvidia-smi, if any)."""
+    labels = {"arch": str(facts.get("arch", platform.machine()))}
+    labels.update({f"runtime.{name}": "yes" for name in runtimes})
+    gpu = _gpu_model()
+    if gpu:
+        labels["gpu_model"] = gpu
+    return labels
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_model() -> str | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
+
+
 def _load() -> dict[str, Any]:
+    """Heartbeat measurements: cpu %, memory (percent and MB available), load average."""
     if psutil is None:
         return {"loadavg": os.getloadavg()[0]}
-    return {"cpu_percent": psutil.cpu_percent(None), "mem_percent": psutil.virtual_memory().percent}
+    mem = psutil.virtual_memory()
+    return {"cpu_percent": psutil.cpu_percent(None), "mem_percent": mem.percent,
+            "mem_available_mb": mem.available // (1 << 20), "loadavg": os.getloadavg()[0],
+            "cpus": os.cpu_count() or 1}
 
 
 ALREADY_RUNNING = 75  # exit code: another agent of this worker holds the lock
