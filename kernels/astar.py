@@ -34,19 +34,23 @@ def _active(st, en, k, p):
 
 
 @njit(cache=True)
-def _earliest_one(w, iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, dur, slots):
+def _earliest_one(w, iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, dur, slots,
+                  cands, peak):
+    # cands (>= m + 1) and peak (>= ndev) are caller-owned scratch buffers (no allocation here)
     nres = tdem.shape[0]
     ndev = capdev.shape[0]
-    cands = np.empty(m + 1)
     nc = 0
     cands[nc] = release
     nc += 1
     for k in range(m):
         if iw[k] == w and en[k] > release:
-            cands[nc] = en[k]
+            x = en[k]  # insertion sort: the lists are short
+            j = nc
+            while j > 0 and cands[j - 1] > x:
+                cands[j] = cands[j - 1]
+                j -= 1
+            cands[j] = x
             nc += 1
-    cands = np.sort(cands[:nc])
-    peak = np.zeros(ndev)
     for ci in range(nc):
         t = cands[ci]
         end = t + dur
@@ -111,10 +115,12 @@ def child_starts(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, rel
     W = cap.shape[0]
     starts = np.full(W, np.inf)
     slots = np.full((W, max(gcount, 1)), -1, dtype=np.int64)
+    cands = np.empty(m + 1)
+    peak = np.zeros(capdev.shape[1])
     for w in range(W):
         if eligible[w]:
             starts[w] = _earliest_one(w, iw, st, en, dem, dev, m, cap[w], capdev[w], tdem, gcount,
-                                      gshare, release, dur[w], slots[w])
+                                      gshare, release, dur[w], slots[w], cands, peak)
     return starts, slots
 
 
@@ -130,11 +136,14 @@ def expand(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, release, 
             G = gcount[j]
     starts = np.full((T, W), np.inf)
     slots = np.full((T, W, G), -1, dtype=np.int64)
+    cands = np.empty(m + 1)
+    peak = np.zeros(capdev.shape[1])
     for j in range(T):
         for w in range(W):
             if eligible[j, w]:
                 starts[j, w] = _earliest_one(w, iw, st, en, dem, dev, m, cap[w], capdev[w], tdem[j],
-                                             gcount[j], gshare[j], release[j], dur[j, w], slots[j, w])
+                                             gcount[j], gshare[j], release[j], dur[j, w], slots[j, w],
+                                             cands, peak)
     return starts, slots
 
 
