@@ -60,12 +60,19 @@ class PlannerRunner:
         self.failures = 0
         self.degraded_until = 0.0
         self.busy_abandoned = 0       # threads still running a planner we stopped waiting for
+        self.lock = anyio.Lock()
 
     @property
     def degraded(self) -> bool:
         return time.monotonic() < self.degraded_until
 
     async def run(self, problem: Problem) -> Plan:
+        """Plan ``problem`` off the loop (one planner thread at a time: numba loading and
+        compiling from two threads at once can deadlock)."""
+        async with self.lock:
+            return await self._run(problem)
+
+    async def _run(self, problem: Problem) -> Plan:
         t0 = time.perf_counter()
         try:
             if self.name in GREEDY:

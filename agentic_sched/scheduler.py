@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,13 @@ import attrs
 from . import _messages
 from ._errors import InvalidProblem, SchedError, UnknownTask, UnknownWorker
 from ._planning import FALLBACK, PlannerRunner
-from ._spec import TERMINAL, TaskSpec, TaskStatus, WorkerSpec, check_spec
+from ._spec import SLOTS, TERMINAL, TaskSpec, TaskStatus, WorkerSpec, check_spec
 from .agents import protocol
 from .applier import Applier, log
 from .events import EventBus, Subscription
 from .executors.base import Executor, Link
 from .executors.local import LocalExecutor, UnixExecutor
+from .formats import problem_from_json, problem_to_dict
 from .metrics import Metrics
 from .model import Plan, Problem
 from .planners import GREEDY
@@ -99,6 +100,11 @@ class WorkerInfo:
     running: int
     max_concurrency: int
     load: dict[str, Any]
+    capacity: dict[str, float] = attrs.field(factory=dict)
+    used: dict[str, float] = attrs.field(factory=dict)      # held by its reserved/running attempts
+    labels: dict[str, str] = attrs.field(factory=dict)
+    last_seen_s: float | None = None                        # seconds since its last message
+    executor: str = "local"
 
 
 class Scheduler:
@@ -135,7 +141,6 @@ class Scheduler:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._open = True
-        self._tg.start_soon(self._warm_up)
         self._tg.start_soon(self._plan_loop)
         self._tg.start_soon(self._inbox_loop)
         self._tg.start_soon(self._monitor_loop)
@@ -264,12 +269,19 @@ class Scheduler:
         """An async iterator of ``Event``s from now on (``async with`` it to unsubscribe)."""
         return self._bus.subscribe(buffer)
 
-    async def plan_preview(self) -> Plan:
-        """Dry run: what the next round would plan for the current pending tasks. Commits nothing."""
+    async def plan_preview(self, change: Callable[[Problem], Problem] | None = None) -> Plan:
+        """Dry run: what the next round would plan for the current pending tasks. Commits nothing.
+
+        ``change`` (what-if) maps the round's ``Problem`` to an edited one (a worker with
+        other capacity, an extra task ...) before planning; ``InvalidProblem`` if the
+        edited problem breaks the contract."""
         self._check_open()
         async with self._ap.lock:
             problem, _ = self._ap.snapshot(self.config.batch_max, preview=True)
-        return await anyio.to_thread.run_sync(self._runner.fn, problem, self.config.plan_budget_s)
+        if change is not None:
+            problem = problem_from_json(problem_to_dict(change(problem)))  # the contract's checks
+        async with self._runner.lock:
+            return await anyio.to_thread.run_sync(self._runner.fn, problem, self.config.plan_budget_s)
 
     @property
     def last_plan(self) -> Plan | None:
@@ -328,8 +340,32 @@ class Scheduler:
             await self._ap.flush()
 
     def workers(self) -> list[WorkerInfo]:
-        return [WorkerInfo(w.spec.id, w.state, w.reason, len(w.holding), w.spec.max_concurrency, dict(w.load))
+        """Every known worker: state, attempts held, capacity/used (``task_slots`` omitted), labels,
+        last reported load and seconds since its last message (None if never heard from)."""
+        now = time.monotonic()
+        return [WorkerInfo(w.spec.id, w.state, w.reason, len(w.holding), w.spec.max_concurrency, dict(w.load),
+                           capacity={k: v for k, v in w.model.capacity.as_dict().items() if k != SLOTS},
+                           used={k: v for k, v in w.used.items() if k != SLOTS},
+                           labels=dict(w.spec.labels),
+                           last_seen_s=None if w.agent_id is None else max(0.0, now - w.last_seen),
+                           executor=w.spec.executor)
                 for w in self._registry.workers.values()]
+
+    def set_planner(self, planner: Any, budget_s: float | None = None) -> None:
+        """Plan the following rounds with ``planner`` (a name or an object with ``plan``) and
+        ``budget_s`` (default: unchanged); ``config`` reflects it. A round already running
+        finishes with the old planner. ``ValueError`` for an unknown name."""
+        budget = self.config.plan_budget_s if budget_s is None else float(budget_s)
+        if not budget > 0:
+            raise ValueError(f"budget_s must be > 0, got {budget_s!r}")
+        old = self._runner
+        new = PlannerRunner(planner, budget, self.metrics, self._on_fallback,
+                            max_failures=self.config.planner_max_failures, cooldown_s=self.config.planner_cooldown_s)
+        if hasattr(old, "lock"):
+            new.lock = old.lock  # one planner thread at a time across the switch
+        self._runner = new
+        self.config = attrs.evolve(self.config, planner=planner, plan_budget_s=budget)
+        self._ap.kick(replan=True)
 
     # ------------------------------------------------------------------ loops
     def _on_fallback(self, reason: str) -> None:
@@ -357,12 +393,14 @@ class Scheduler:
         from .model import Task, Worker
 
         tiny = Problem(workers=(Worker("w", capacity={"cpu": 1}),), tasks=(Task("t", demand={"cpu": 1}),))
-        await anyio.to_thread.run_sync(GREEDY[FALLBACK].plan, tiny, None)
+        async with self._runner.lock:
+            await anyio.to_thread.run_sync(GREEDY[FALLBACK].plan, tiny, None)
 
     async def _plan_loop(self) -> None:
         ap = self._ap
         self._next_start: float | None = None
         self._last_round = time.monotonic()
+        await self._warm_up()
         while True:
             while True:
                 ap.wakeup = anyio.Event()

@@ -33,13 +33,17 @@ async def child(state_dir: str) -> None:
 
     effects = Path(state_dir) / "effects.log"
     rng = random.Random(1)
-    specs = [TaskSpec(id=f"job-{i:03d}", duration=0.2,
-                      argv=["/bin/sh", "-c", f"sleep {rng.uniform(0.05, 0.4):.2f}; echo job-{i:03d} >> {effects}"])
+    # mostly short tasks, every 8th long enough to outlive a scheduler restart (so the
+    # restarted scheduler re-sends an attempt that is still running on its agent)
+    secs = [2.0 if i % 8 == 0 else rng.uniform(0.1, 0.6) for i in range(N_TASKS)]
+    specs = [TaskSpec(id=f"job-{i:03d}", duration=secs[i],
+                      argv=["/bin/sh", "-c", f"sleep {secs[i]:.2f}; echo job-{i:03d} >> {effects}"])
              for i in range(N_TASKS)]
     # heartbeat timeout far above any stall on a loaded CI box: no worker is lost here
     async with Scheduler(state_dir=state_dir, heartbeat_timeout_s=20, orphan_timeout_s=30) as s:
+        print("READY", flush=True)
         for w in ("w1", "w2"):
-            await s.add_worker(id=w, capacity={"cpu": 4}, max_concurrency=4)
+            await s.add_worker(id=w, capacity={"cpu": 4}, max_concurrency=3)
         known = {t.id for t in s.list()}
         todo = [t for t in specs if t.id not in known]
         while todo:  # in small chunks, so crashes also hit submission
@@ -66,18 +70,24 @@ def _kill_agents(state_dir: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_scheduler_at_random_moments_every_task_runs_once(tmp_path):
     rng = random.Random(20240601)
-    kills = 0
+    effects = tmp_path / "effects.log"
+    kills = mid_run = 0
     try:
         for _ in range(KILLS + 10):
             proc = _start(tmp_path)
-            time.sleep(rng.uniform(0.4, 2.2))
+            assert proc.stdout is not None
+            proc.stdout.readline()            # READY: the store is open (or the child died)
+            time.sleep(rng.uniform(0.0, 2.5))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
+                done = len(effects.read_text().split()) if effects.exists() else 0
+                mid_run += 0 < done < N_TASKS
             proc.wait()
             if kills >= KILLS:
                 break
         assert kills >= 20
+        assert mid_run >= 10, f"only {mid_run} kills hit a run in progress"
         final = _start(tmp_path)
         out, _ = final.communicate(timeout=120)
         assert final.returncode == 0, (tmp_path / "child.err").read_text()[-3000:]

@@ -1,0 +1,111 @@
+"""Workers: a killed agent is detected as lost and its tasks finish elsewhere, once;
+bad messages from an agent are ignored with a reason and the scheduler keeps going."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import anyio
+import pytest
+
+from agentic_sched._spec import TaskSpec
+from agentic_sched.agents import protocol
+from agentic_sched.scheduler import Scheduler
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_killed_worker_is_lost_and_its_tasks_finish_elsewhere_once(tmp_path):
+    effects = tmp_path / "effects"
+    async with Scheduler(state_dir=str(tmp_path), heartbeat_s=0.2, heartbeat_timeout_s=1.0) as s:
+        events = s.subscribe()
+        for w in ("w1", "w2"):
+            await s.add_worker(id=w, capacity={"cpu": 4}, max_concurrency=2)
+        hs = await s.submit_many(
+            TaskSpec(id=f"j{i}", argv=["/bin/sh", "-c", f"sleep 1.5; echo j{i} >> {effects}"], duration=1.5)
+            for i in range(4))
+        with anyio.fail_after(30):
+            while len(s.list("running", worker="w1")) < 2:
+                await anyio.sleep(0.05)
+        victims = {t.id for t in s.list("running", worker="w1")}
+        assert s.local.kill_agent("w1")
+        finals = await s.wait(hs, timeout=60)
+        lost_at = None
+        async for ev in events:
+            if ev.kind == "worker_lost":
+                lost_at = ev.time
+                break
+        assert lost_at is not None
+        assert all(f.state == "done" for f in finals)
+        for f in finals:
+            if f.id in victims:
+                assert f.worker == "w2" and f.attempt == 2
+        assert collections.Counter(effects.read_text().split()) == {f"j{i}": 1 for i in range(4)}
+        assert s.counts()["lost"] == 2 and [w.state for w in s.workers()] == ["lost", "up"]
+
+
+class FakeAgent:
+    """A real unix-socket agent speaking the protocol, scripted to misbehave."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.assigned: list[dict] = []
+        self.bad_lines: list[bytes] = []
+
+    async def serve(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        listener = await anyio.create_unix_listener(self.path)
+        task_status.started()
+        await listener.serve(self.session)
+
+    async def session(self, stream) -> None:
+        buf = b""
+        async with stream:
+            while True:
+                try:
+                    buf += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    msg = protocol.decode(line)
+                    out = []
+                    if msg["type"] == "hello":
+                        out.append(protocol.make("welcome", worker="fake", agent_id="f", pid=1, runtimes=["noop"]))
+                    elif msg["type"] == "assign":
+                        self.assigned.append(msg)
+                        t, a = msg["task"], msg["attempt"]
+                        out = [protocol.make("started", task=t, attempt=a)]
+                        await stream.send(b"".join(protocol.encode(m) for m in out) + b"".join(self.bad_lines))
+                        out = [protocol.make("finished", task=t, attempt=a, status="succeeded", exit_code=0)]
+                    await stream.send(b"".join(protocol.encode(m) for m in out))
+
+
+async def test_bad_messages_are_ignored_and_nothing_is_lost(tmp_path):
+    sock = str(tmp_path / "fake.sock")
+    agent = FakeAgent(sock)
+    # sent by the agent right after each `started`: every kind of bad input
+    agent.bad_lines = [
+        b"this is not json\n",
+        b'{"v": 1, "type": "finished"}\n',                                    # missing fields
+        b'{"v": 99, "type": "heartbeat", "seq": 1}\n',                        # wrong version
+        b'{"v": 1, "type": "launch_missiles"}\n',                             # unknown type
+        b'{"v": 1, "type": "assign", "task": "x", "attempt": 1, "runtime": "noop", "argv": []}\n',  # wrong direction
+        b'{"v": 1, "type": "heartbeat", "seq": 1, "extra": true}\n',          # unknown field
+        b"x" * (protocol.MAX_MESSAGE_BYTES + 10) + b"\n",                     # oversized
+        protocol.encode(protocol.make("finished", task="nobody", attempt=1, status="succeeded")),   # unknown task
+        protocol.encode(protocol.make("finished", task="t1", attempt=7, status="failed")),          # wrong attempt
+    ]
+    async with anyio.create_task_group() as tg:
+        await tg.start(agent.serve)
+        async with Scheduler(state_dir=str(tmp_path / "s")) as s:
+            await s.add_worker(id="fake", executor="unix", address=sock)
+            h1 = await s.submit(TaskSpec(id="t1", runtime="noop"))
+            h2 = await s.submit(TaskSpec(id="t2", runtime="noop"))
+            assert [st.state for st in await s.wait([h1, h2], timeout=30)] == ["done", "done"]
+            assert s.counts()["ignored"] >= 2 * len(agent.bad_lines) - 2
+            text = s.metrics.exposition().decode()
+            for why in ("malformed", "unknown task", "stale attempt", "wrong direction"):
+                assert f'reason="{why}"' in text
+            assert [m["task"] for m in agent.assigned] == ["t1", "t2"]   # each attempt sent once
+        tg.cancel_scope.cancel()
