@@ -82,6 +82,9 @@ async def test_thirty_tasks_on_three_ssh_hosts_processes_containers_and_a_vm(clu
         results = {st.id: st for st in await s.wait(handles, timeout=150)}
         elapsed = time.monotonic() - t0
         tg.cancel_scope.cancel()
+        vm_st = results["vm0"]
+        print(f"\nvm0 started at +{vm_st.started - vm_st.submitted:.1f}s, ran {vm_st.runtime_s:.1f}s; last other task "
+              f"finished at +{max(st.finished for st in results.values() if st.id != 'vm0') - vm_st.submitted:.1f}s")
         print(f"\n30 tasks on 3 ssh hosts: {elapsed:.1f}s (incl. connect+provision); provisioning "
               + ", ".join(f"{w}: {p.seconds * 1000:.0f}ms uploaded={p.uploaded}" for w, p in ex.provisioned.items()))
         assert all(p.uploaded for p in ex.provisioned.values()) and len(ex.provisioned) == 3
