@@ -15,6 +15,8 @@ from ._errors import (
     UnknownTask,
     UnknownWorker,
 )
+from ._spec import TaskSpec, TaskStatus, WorkerSpec
+from .events import Event
 from .examples import example_problem, generate_problem
 from .formats import Violation, cost, validate
 from .model import (
@@ -30,29 +32,49 @@ from .model import (
     Weights,
     Worker,
 )
-from ._spec import TaskSpec, TaskStatus, WorkerSpec
-from .events import Event
-from .planners import GREEDY, PLANNER_NAMES, PlanDiff, best_greedy, get_planner, greedy, repair
+from .planners import (
+    DEFAULT_PLANNER,
+    GREEDY,
+    PLANNER_NAMES,
+    AStarPlanner,
+    Events,
+    LnsPlanner,
+    PlanDiff,
+    PortfolioPlanner,
+    Repair,
+    best_greedy,
+    get_planner,
+    greedy,
+    lower_bound,
+    repair,
+)
 from .scheduler import Scheduler, SchedulerConfig, TaskHandle, WorkerInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AStarPlanner",
     "Assignment",
+    "CpSatPlanner",
+    "DEFAULT_PLANNER",
     "Device",
     "Event",
+    "Events",
     "GREEDY",
     "GpuDemand",
     "InvalidPlan",
     "InvalidProblem",
+    "LnsPlanner",
     "PLANNER_NAMES",
     "Plan",
     "PlanDiff",
     "PlanRejected",
     "PlannerError",
+    "PortfolioPlanner",
     "Problem",
     "ProtocolError",
     "RemoteError",
+    "Repair",
     "Resources",
     "RunningWork",
     "SchedError",
@@ -77,6 +99,16 @@ __all__ = [
     "generate_problem",
     "get_planner",
     "greedy",
+    "lower_bound",
     "repair",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``CpSatPlanner`` loads OR-Tools lazily (about 0.3 s), on first use."""
+    if name == "CpSatPlanner":
+        from .planners.cpsat import CpSatPlanner
+
+        return CpSatPlanner
+    raise AttributeError(f"module 'agentic_sched' has no attribute {name!r}")
