@@ -166,3 +166,17 @@ async def test_restart_keeps_accepted_tasks(tmp_path):
     async with Scheduler(state_dir=str(tmp_path)) as s:
         assert {t.state for t in s.list()} == {"done"} and len(s.list()) == 5
         assert [w.state for w in s.workers()] == ["connecting"] or s.workers()[0].id == "w1"
+
+
+async def test_metrics_endpoint_on_loopback(tmp_path):
+    import urllib.request
+
+    async with Scheduler(state_dir=str(tmp_path), metrics_port=0) as s:
+        await s.add_worker(id="w1")
+        await (await s.submit(TaskSpec(runtime="noop"))).wait(timeout=30)
+        url = f"http://127.0.0.1:{s.metrics_port}/metrics"
+        body = await anyio.to_thread.run_sync(lambda: urllib.request.urlopen(url, timeout=10).read().decode())
+        for name in ("agentic_sched_queue_depth", "agentic_sched_placements_total", "agentic_sched_plan_latency_seconds",
+                     "agentic_sched_planner_fallbacks_total", "agentic_sched_workers", "agentic_sched_task_outcomes_total"):
+            assert name in body
+        assert 'agentic_sched_task_outcomes_total{outcome="done"} 1.0' in body
