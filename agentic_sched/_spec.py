@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from ._errors import InvalidProblem
-from .formats import _Reader, _read_task
+from .formats import _read_task, _Reader
 from .model import Resources, Task, Worker
 
 SLOTS = "task_slots"  # synthetic resource: per-worker max concurrency

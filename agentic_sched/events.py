@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 import attrs
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 EVENT_KINDS = (
     "submitted", "planned", "reserved", "started", "finished", "failed", "cancelled", "lost",
@@ -74,7 +74,6 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
-        self._recv_streams: list[MemoryObjectReceiveStream[Event]] = []
 
     def subscribe(self, buffer: int = 10_000) -> Subscription:
         sub = Subscription(self, buffer)

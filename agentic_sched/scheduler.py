@@ -18,7 +18,6 @@ a worker is lost (and then fenced: its agent is killed) or an attempt is release
 from __future__ import annotations
 
 import json
-import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping

@@ -117,7 +117,7 @@ class ProcessRuntime:
             os.killpg(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(waiter), self.grace_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -26,7 +26,6 @@ KILLS = 22
 
 
 async def child(state_dir: str) -> None:
-    import anyio
 
     from agentic_sched._spec import TaskSpec
     from agentic_sched.scheduler import Scheduler

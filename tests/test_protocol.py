@@ -8,9 +8,9 @@ import time
 
 import anyio
 import pytest
-
 from agentic_sched.agents import protocol
 from agentic_sched.agents.journal import Journal
+
 from agentic_sched.executors.base import Link
 from agentic_sched.executors.local import AGENT_SCRIPT
 

@@ -4,13 +4,12 @@ bad messages from an agent are ignored with a reason and the scheduler keeps goi
 from __future__ import annotations
 
 import collections
-import json
 
 import anyio
 import pytest
+from agentic_sched.agents import protocol
 
 from agentic_sched._spec import TaskSpec
-from agentic_sched.agents import protocol
 from agentic_sched.scheduler import Scheduler
 
 pytestmark = pytest.mark.anyio
