@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import json
 import sys
 import time
@@ -78,6 +79,16 @@ def other_benchmarks() -> list[tuple[str, Callable[[bool], Any]]]:
         if callable(main):
             out.append((path.stem, main))
     return out
+
+
+def call_main(fn: Callable[..., Any], quick: bool) -> Any:
+    """Call a script's ``main`` whatever its style: ``main(quick)``, ``main(argv)`` or ``main()``."""
+    params = list(inspect.signature(fn).parameters)
+    if "quick" in params:
+        return fn(quick=quick)
+    if params and params[0] in ("argv", "args"):
+        return fn(["--quick"] if quick else [])
+    raise TypeError("main() takes neither quick nor argv: run that script on its own")
 
 
 def openb_fallback(seeds: list[int]) -> dict[str, Any]:
@@ -164,7 +175,8 @@ def planning_grid(cfg: dict[str, Any]) -> list[tuple[str, tuple[int, int], float
 # --------------------------------------------------------------------------- main
 
 
-def main(quick: bool = False) -> int:
+def main(quick: bool = False, skip: tuple[str, ...] = ()) -> int:
+    """Run the suite; ``skip`` names other scripts (file stems) not to run this time."""
     cfg = config(quick)
     started = time.perf_counter()
     others = other_benchmarks()
@@ -177,10 +189,15 @@ def main(quick: bool = False) -> int:
 
     for name, fn in others:
         bar.set_postfix_str(name)
+        if name in skip:
+            bar.update()
+            continue
         try:
-            fn(quick)
-        except TypeError:
-            fn(quick=quick)
+            call_main(fn, quick)
+        except BaseException as exc:  # one failing script must not sink the suite
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            print(f"\n{name}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         bar.update()
     bar.set_postfix_str("openb")
     if not (RESULTS / "openb.json").exists() or not any(n.startswith("openb") for n, _ in others):
@@ -215,6 +232,7 @@ def main(quick: bool = False) -> int:
     bar.set_postfix_str("report")
     from _report import write_report
 
+    _write("meta.json", {"quick": quick, "elapsed_s": time.perf_counter() - started})
     write_report(quick=quick, elapsed_s=time.perf_counter() - started)
     bar.update()
     bar.close()
@@ -225,5 +243,8 @@ def main(quick: bool = False) -> int:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small grids: a few minutes")
-    sys.exit(main(ap.parse_args().quick))
+    ap.add_argument("--skip", action="append", default=[], metavar="SCRIPT",
+                    help="do not run benchmarks/SCRIPT.py this time (keep its last results); repeatable")
+    ns = ap.parse_args()
+    sys.exit(main(ns.quick, tuple(ns.skip)))
 
