@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -80,16 +82,15 @@ class DockerRuntime:
         try:
             await self._client().version()
             await self.remove_orphans()
-        except (DockerError, OSError, asyncio.TimeoutError) as exc:
-            print(f"agent: docker runtime unavailable at {self.url}: {exc}", flush=True,
-                  file=__import__("sys").stderr)
+        except (TimeoutError, DockerError, OSError) as exc:
+            print(f"agent: docker runtime unavailable at {self.url}: {exc}", flush=True, file=sys.stderr)
             await self.close()
             return False
         return True
 
     async def remove_orphans(self) -> list[str]:
         """Force-remove every container labelled with this worker; returns their names."""
-        flt = '{"label": ["%s=%s"]}' % (WORKER_LABEL, self.worker)
+        flt = json.dumps({"label": [f"{WORKER_LABEL}={self.worker}"]})
         removed = []
         for c in await self._client().containers.list(all=True, filters=flt):
             with contextlib.suppress(DockerError):
@@ -198,7 +199,7 @@ class DockerRuntime:
         os.makedirs(job.log_dir, exist_ok=True)
         stem = os.path.join(job.log_dir, f"{_safe(job.task)}.{job.attempt}")
         paths = (stem + ".out", stem + ".err")
-        for path, which in zip(paths, ("stdout", "stderr")):
+        for path, which in zip(paths, ("stdout", "stderr"), strict=True):
             try:
                 chunks = await container.log(**{which: True})
             except DockerError as exc:

@@ -306,7 +306,7 @@ def _write_logs(job: Job, out: bytes, err: bytes) -> tuple[str, str]:
     os.makedirs(job.log_dir, exist_ok=True)
     stem = os.path.join(job.log_dir, "".join(c if c.isalnum() or c in "-_." else "_" for c in job.task)[:120])
     paths = (f"{stem}.{job.attempt}.out", f"{stem}.{job.attempt}.err")
-    for path, data in zip(paths, (out, err)):
+    for path, data in zip(paths, (out, err), strict=True):
         with open(path, "wb") as f:
             f.write(data)
     return paths

@@ -44,7 +44,8 @@ async def test_heartbeats_correct_memory_accounting_and_reject_what_no_longer_fi
     host, ex, wid = one_host
     total_mb = psutil.virtual_memory().total >> 20
     # the spec claims 1000x the real memory: optimistic accounting alone would admit anything
-    spec = WorkerSpec(id=wid, executor="ssh", address=f"root@{host.address}", capacity={"cpu": 4, "mem_mb": 1000 * total_mb})
+    spec = WorkerSpec(id=wid, executor="ssh", address=f"root@{host.address}", heartbeat_timeout_s=4.0,
+                      capacity={"cpu": 4, "mem_mb": 1000 * total_mb})
     async with Scheduler(state_dir=str(tmp_path / "s")) as s:
         s.add_executor(ex)
         await s.add_worker(spec)
@@ -73,7 +74,8 @@ async def test_heartbeats_correct_memory_accounting_and_reject_what_no_longer_fi
 
 async def test_hosts_report_labels_that_requires_is_matched_against(one_host, tmp_path, docker_daemon):
     host, ex, wid = one_host
-    spec = WorkerSpec(id=wid, executor="ssh", address=f"root@{host.address}", labels={"zone": "lab"})
+    spec = WorkerSpec(id=wid, executor="ssh", address=f"root@{host.address}", labels={"zone": "lab"},
+                      heartbeat_timeout_s=4.0)
     async with Scheduler(state_dir=str(tmp_path / "s")) as s:
         s.add_executor(ex)
         await s.add_worker(spec)

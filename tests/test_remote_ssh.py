@@ -12,8 +12,8 @@ from pathlib import Path
 
 import aiodocker
 import anyio
-import attrs
 import asyncssh
+import attrs
 import pytest
 from testbed import BUSYBOX_IMAGE
 
@@ -37,11 +37,12 @@ def cluster(sshd_hosts, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("".join(h.known_hosts.read_text() for h in hosts))
     ids = [f"{tag}-h{i}" for i in range(len(hosts))]
-    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)],
+    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)], lease_s=1.5,
+                     agent_orphan_timeout_s=0.5,  # so heartbeat_timeout_s=3 is safe (fast tests)
                      targets={wid: SshTarget(h.address, h.port, remote_dir=str(root / wid))
-                              for wid, h in zip(ids, hosts)})
+                              for wid, h in zip(ids, hosts, strict=True)})
     specs = [WorkerSpec(id=wid, executor="ssh", address=f"root@{h.address}:{h.port}", capacity={"cpu": 4},
-                        max_concurrency=6, heartbeat_timeout_s=3.0) for wid, h in zip(ids, hosts)]
+                        max_concurrency=6, heartbeat_timeout_s=ex.min_heartbeat_timeout_s()) for wid, h in zip(ids, hosts, strict=True)]
     yield hosts, ex, specs
     shutil.rmtree(root, ignore_errors=True)
 
@@ -63,7 +64,7 @@ async def _inspect_containers(workers: set[str], seen: dict[str, dict]) -> None:
 async def test_thirty_tasks_on_three_ssh_hosts_processes_containers_and_a_vm(cluster, docker_daemon,
                                                                             libvirt_qemu, tmp_path):
     hosts, ex, specs = cluster
-    address = {s.id: h.address for s, h in zip(specs, hosts)}
+    address = {s.id: h.address for s, h in zip(specs, hosts, strict=True)}
     procs = [TaskSpec(id=f"p{i}", argv=["sh", "-c", f"echo proc {i} on $(hostname -I)"], duration=0.3)
              for i in range(20)]
     boxes = [TaskSpec(id=f"d{i}", runtime="docker", argv=["sh", "-c", f"sleep 0.6; echo box {i}; echo warn >&2"],

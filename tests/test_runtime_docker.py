@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import aiodocker
 import pytest
-from testbed import BUSYBOX_IMAGE
-
 from agentic_sched.agents.runtime_docker import WORKER_LABEL, DockerRuntime, container_name
 from agentic_sched.agents.runtimes import Job
+from testbed import BUSYBOX_IMAGE
 
 
 @pytest.fixture
@@ -116,7 +116,7 @@ def test_prepare_reports_unusable_docker():
 def _containers(worker: str) -> list[str]:
     async def names():
         async with aiodocker.Docker() as docker:
-            found = await docker.containers.list(all=True, filters='{"label": ["%s=%s"]}' % (WORKER_LABEL, worker))
+            found = await docker.containers.list(all=True, filters=json.dumps({"label": [f"{WORKER_LABEL}={worker}"]}))
             return [c._container["Names"][0].lstrip("/") for c in found]
 
     return asyncio.run(names())

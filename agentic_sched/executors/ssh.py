@@ -12,9 +12,10 @@ Liveness, both ways:
 - host side: ``receive`` sends a blank-line *ping* every ``lease_s / 4``; the relay
   drops the agent connection when no byte arrives for ``lease_s``, and the agent,
   without a scheduler for ``agent_orphan_timeout_s``, cancels its attempts and exits.
-  Choose the worker's ``heartbeat_timeout_s`` > ``lease_s + agent_orphan_timeout_s +
-  1`` so a cut-off host has stopped its attempts before they are rescheduled; the
-  scheduler's attempt ids fence whatever still reports late.
+  Choose the worker's ``heartbeat_timeout_s`` >= ``min_heartbeat_timeout_s()`` (lease +
+  orphan timeout + 1 s; 4 s with the defaults; a warning is logged otherwise) so a
+  cut-off host has stopped its attempts before they are re-run; the scheduler's
+  attempt ids fence whatever still reports late.
 
 Every failure of ``open`` is a ``RemoteError`` naming the worker and the cause (host
 key, authentication, unreachable, provisioning, agent start); repeated failures are
@@ -77,8 +78,8 @@ class SshExecutor:
     def __init__(self, *, known_hosts: str, client_keys: Sequence[str], username: str = "root",
                  targets: Mapping[str, SshTarget] | None = None,
                  remote_dir: str = "/var/tmp/agentic-sched", python: str = "python3",
-                 connect_timeout_s: float = 5.0, keepalive_s: float = 1.0, lease_s: float = 1.5,
-                 agent_orphan_timeout_s: float = 0.5, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
+                 connect_timeout_s: float = 5.0, keepalive_s: float = 1.0, lease_s: float = 2.0,
+                 agent_orphan_timeout_s: float = 1.0, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
                  fence_timeout_s: float = 1.0) -> None:
         self.known_hosts = str(known_hosts)
         self.client_keys = tuple(str(k) for k in client_keys)
@@ -138,6 +139,8 @@ class SshExecutor:
     async def open(self, spec: Any, *, spawn: bool = True) -> ByteStream:
         """Connect, provision (when ``spawn``), start the relay; a protocol byte stream."""
         await self._backoff(spec.id)
+        if spec.id not in self._specs:
+            self._warn_timeouts(spec)
         self._specs[spec.id] = spec
         try:
             stream = await self._open(spec, spawn)
@@ -218,6 +221,19 @@ class SshExecutor:
                     return await f.read()
             except (asyncssh.SFTPError, OSError) as exc:
                 raise RemoteError(f"worker {worker_id}: cannot read {path}: {getattr(exc, 'reason', exc)}") from None
+
+    def min_heartbeat_timeout_s(self) -> float:
+        """The smallest worker ``heartbeat_timeout_s`` for which a cut-off host has stopped
+        its attempts (lease + orphan timeout + one agent heartbeat) before they are re-run."""
+        return self.lease_s + self.agent_orphan_timeout_s + 1.0
+
+    def _warn_timeouts(self, spec: Any) -> None:
+        timeout = getattr(spec, "heartbeat_timeout_s", None)
+        if timeout is None or timeout < self.min_heartbeat_timeout_s():
+            log.warning("worker %s: heartbeat_timeout_s=%s is below %.1fs (lease %.1fs + agent orphan "
+                        "timeout %.1fs + 1s): a cut-off host may still run an attempt when it is "
+                        "re-run elsewhere (its late outcome is still fenced by attempt id)", spec.id,
+                        timeout, self.min_heartbeat_timeout_s(), self.lease_s, self.agent_orphan_timeout_s)
 
     async def _backoff(self, worker_id: str) -> None:
         count, not_before = self._failures.get(worker_id, (0, 0.0))

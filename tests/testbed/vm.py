@@ -30,65 +30,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# The guest protocol is the product's (the agent's vm runtime boots the same guest):
+# /init script, domain XML template ($name $memory_mib $vcpus $kernel $initrd $cmdline
+# $console_log, fill it with ``GuestKit.domain_xml``) and base kernel command line.
+from agentic_sched.agents.runtime_vm import BASE_CMDLINE, INIT_SCRIPT
+from agentic_sched.agents.runtime_vm import DOMAIN_TEMPLATE as DOMAIN_XML_TEMPLATE
+
 from ._proc import TestbedError, log, ok, run, wait_until
 
 #: Where kernels and initrds are cached. Not under /root: qemu runs as libvirt-qemu
 #: and must be able to traverse the path.
 CACHE_ROOT = Path(os.environ.get("AGENTIC_SCHED_VM_CACHE", "/var/tmp/agentic-sched/vm"))
 QEMU_URI = "qemu:///system"
-
-INIT_SCRIPT = r"""#!/bin/busybox sh
-/bin/busybox mkdir -p /proc /sys /dev /tmp /sbin /usr/bin /usr/sbin
-/bin/busybox --install -s
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-echo 0 > /proc/sys/kernel/printk
-exec </dev/null >/dev/console 2>&1
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp
-cmd=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^agentic_cmd=//p' | base64 -d)
-cd /tmp
-sh -c "$cmd" >/tmp/.stdout 2>/tmp/.stderr
-rc=$?
-echo
-echo "AGENTIC-BEGIN"
-echo "AGENTIC-STDOUT $(base64 -w0 /tmp/.stdout)"
-echo "AGENTIC-STDERR $(base64 -w0 /tmp/.stderr)"
-echo "AGENTIC-EXIT $rc"
-sync
-poweroff -f
-"""
-
-#: Domain XML with ``string.Template`` placeholders: $name $memory_mib $vcpus $kernel
-#: $initrd $cmdline $console_log. Fill it with ``GuestKit.domain_xml``.
-DOMAIN_XML_TEMPLATE = """\
-<domain type='qemu'>
-  <name>$name</name>
-  <memory unit='MiB'>$memory_mib</memory>
-  <vcpu>$vcpus</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$kernel</kernel>
-    <initrd>$initrd</initrd>
-    <cmdline>$cmdline</cmdline>
-  </os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <serial type='file'>
-      <source path='$console_log'/>
-      <target port='0'/>
-    </serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-"""
-
-BASE_CMDLINE = "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init"
 
 
 @dataclass(frozen=True)
