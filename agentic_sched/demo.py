@@ -113,7 +113,7 @@ def summary(s: Scheduler, effects: Path, elapsed: float) -> int:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tasks", type=int, default=36)
-    p.add_argument("--planner", default="eft")
+    p.add_argument("--planner", default="portfolio")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--state-dir", default=None, help="keep state here (default: a temp dir)")
     args = p.parse_args(argv)
