@@ -56,7 +56,7 @@ if __package__:
 else:  # run from a copied agents/ directory
     from runtimes import Job, Outcome  # type: ignore[no-redef]
 
-DEFAULT_URI = "qemu:///system"
+DEFAULT_URI = os.environ.get("AGENTIC_VM_URI", "qemu:///system")
 RUN_ROOT = os.environ.get("AGENTIC_VM_RUN_ROOT", "/var/tmp/agentic-sched/vm-runs")
 META_URI = "https://agentic-sched.invalid/vm/1"
 BASE_CMDLINE = "console=ttyS0 quiet loglevel=0 panic=-1 rdinit=/init"
@@ -162,12 +162,16 @@ class VmRuntime:
 
     async def prepare(self, worker_id: str) -> bool:
         """At agent start: remove this worker's leftover domains on the default URI.
-        Returns False (runtime not offered) when libvirt-python is missing."""
+        Returns False (runtime not offered) when libvirt-python is missing or the default
+        URI (``$AGENTIC_VM_URI``, else ``qemu:///system``) does not answer."""
         self.worker = worker_id
         if libvirt is None:
             return False
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.to_thread(self.remove_orphans, DEFAULT_URI)
+        except libvirt.libvirtError as exc:
+            print(f"agent: vm runtime unavailable: {DEFAULT_URI}: {exc.get_error_message()}", file=sys.stderr)
+            return False
         return True
 
     def remove_orphans(self, uri: str) -> list[str]:

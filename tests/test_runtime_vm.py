@@ -9,7 +9,6 @@ import uuid
 
 import libvirt
 import pytest
-
 from agentic_sched.agents.runtime_vm import (
     DOMAIN_TEMPLATE,
     META_URI,
@@ -108,3 +107,10 @@ def test_prepare_removes_only_this_workers_leftover_domains(libvirt_qemu):
             except libvirt.libvirtError:
                 pass
         conn.close()
+
+
+def test_prepare_does_not_offer_vm_without_a_hypervisor(monkeypatch):
+    from agentic_sched.agents import runtime_vm
+
+    monkeypatch.setattr(runtime_vm, "DEFAULT_URI", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
+    assert asyncio.run(VmRuntime().prepare("w")) is False
