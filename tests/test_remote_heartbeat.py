@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import sys
 import uuid
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def one_host(sshd_hosts, tmp_path):
     (host,) = sshd_hosts(1)
     wid = f"{uuid.uuid4().hex[:6]}-hb"
     root = Path("/var/tmp/agentic-sched-tests") / wid
-    ex = SshExecutor(known_hosts=str(host.known_hosts), client_keys=[str(host.client_key)],
+    ex = SshExecutor(known_hosts=str(host.known_hosts), client_keys=[str(host.client_key)], python=sys.executable,
                      targets={wid: SshTarget(host.address, host.port, remote_dir=str(root))})
     yield host, ex, wid
     shutil.rmtree(root, ignore_errors=True)

@@ -6,6 +6,7 @@ namespaces), which run processes, Docker containers (real dockerd) and a QEMU gu
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -37,7 +38,7 @@ def cluster(sshd_hosts, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("".join(h.known_hosts.read_text() for h in hosts))
     ids = [f"{tag}-h{i}" for i in range(len(hosts))]
-    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)], lease_s=1.5,
+    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)], lease_s=1.5, python=sys.executable,
                      agent_orphan_timeout_s=0.5,  # so heartbeat_timeout_s=3 is safe (fast tests)
                      targets={wid: SshTarget(h.address, h.port, remote_dir=str(root / wid))
                               for wid, h in zip(ids, hosts, strict=True)})
