@@ -4,7 +4,7 @@
 (shuffle + inflation to 130 % of cluster GPU), one pod at a time, no departures,
 allocation ratio measured at arrived load X. ``run_openb`` runs a policy over seeds;
 a policy is any callable ``(OpenbData, Workload) -> Outcome`` (see ``PlacementPolicy``),
-so BestFit, FGD and the batched planner (``agentic_sched.sim.openb_batched``) share
+so BestFit, FGD and the batched planners (``batched_policy``, ``agentic_sched.sim.openb_batch``) share
 the loader, the workload and the measurement.
 """
 
@@ -287,13 +287,15 @@ def batched_policy(batch: int = 64, orders: int = 8, base: str = "fgd",
 
 
 def _policies() -> dict[str, PlacementPolicy]:
-    return {"bestfit": bestfit_policy, "fgd": fgd_policy, "batched": batched_policy()}
+    from .openb_batch import planner_policy  # imports this module
+
+    return {"bestfit": bestfit_policy, "fgd": fgd_policy, "batched": batched_policy(), "planner": planner_policy()}
 
 
 def run_openb(policy: str | PlacementPolicy, seeds: Iterable[int] = DEFAULT_SEEDS,
               loads: Iterable[float] = DEFAULT_LOADS, data: OpenbData | None = None,
               data_dir: str | os.PathLike | None = None) -> dict:
-    """Replay ``policy`` ('bestfit', 'fgd', 'batched' or a ``PlacementPolicy``) per seed.
+    """Replay ``policy`` ('bestfit', 'fgd', 'batched', 'planner' or a ``PlacementPolicy``) per seed.
 
     Returns ``{"policy", "seeds", "loads", "per_seed": {seed: {load: pct}},
     "mean": {load: pct}, "std": {load: pct}}`` (std over seeds, ddof=0).

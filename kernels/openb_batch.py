@@ -1,0 +1,216 @@
+"""Stream-fragmentation scorer and the batched joint planner for the openb replay (numba).
+
+FGD (``openb.py``) measures a node's fragmentation for a typical pod t as the free GPU
+milli that *one* copy of t could not use, and counts cpu only as "does one copy fit".
+That misses the two losses that dominate FGD's residue at 100 % load (see
+``agentic_sched/sim/openb_batch.py``): GPUs stranded because the node's cpu runs out
+before its GPUs do (cpu-only pods placed by random tie-break on 8-GPU nodes), and
+shares that leave an unusable residue once several copies are packed on a GPU.
+
+Stream fragmentation: for typical pod t, the free milli a *stream* of copies of t could
+not use on the node:
+
+    copies_gpu = sum_g floor(free_g / s)     (s = share; whole-GPU: nfull // k)
+    copies_cpu = cpu_free // cpu_t           (unbounded if cpu_t = 0)
+    f_t = total_free - min(copies_gpu, copies_cpu) * s * k      (0 usable if model not allowed)
+
+and F(n) = sum_t p_t f_t (cpu-only typical pods add a constant, as in FGD). A pod is
+scored on a node by F(n) - F(n') (higher is better; ``quant`` = 1 maps it through the
+paper's int(100 sigmoid(x / 1000)) instead), a shared pod tries every GPU that fits
+(best score, lowest index on ties), multi-GPU pods take the lowest-index free GPUs,
+ties between nodes go to the smallest ``node_rank``.
+
+Arrays are as in ``openb.py``; ``openb_batch_ref.py`` holds the plain-Python reference.
+"""
+
+import numpy as np
+from numba import njit
+
+from .openb import MAX_GPUS, MILLI, apply_placement, exclusive_gpus, fits_summary, gpu_request, node_frag, \
+    node_summaries, update_summary
+
+BIG = np.int64(1) << 40
+
+
+@njit(cache=True)
+def stream_frag(cpu_n, gpu_row, count, model_n, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
+    """Stream fragmentation F(n) of one node (milli, float64). O(T * 8)."""
+    total = 0
+    nfull = 0
+    for g in range(count):
+        total += gpu_row[g]
+        if gpu_row[g] >= MILLI:
+            nfull += 1
+    frag = 0.0
+    for t in range(typ_p.shape[0]):
+        k = typ_ngpu[t]
+        usable = 0
+        if k > 0 and ((typ_mask[t] >> model_n) & 1) != 0:
+            copies_cpu = cpu_n // typ_cpu[t] if typ_cpu[t] > 0 else BIG
+            if k == 1 and typ_milli[t] > 0:
+                s = typ_milli[t]
+                copies = 0
+                for g in range(count):
+                    copies += gpu_row[g] // s
+                usable = min(copies, copies_cpu) * s
+            else:
+                usable = min(nfull // k, copies_cpu) * k * MILLI
+        frag += typ_p[t] * (total - usable)
+    return frag
+
+
+@njit(cache=True)
+def stream_frags(cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
+    """``stream_frag`` of every node (float64[n])."""
+    out = np.empty(cpu_free.shape[0], dtype=np.float64)
+    for n in range(cpu_free.shape[0]):
+        out[n] = stream_frag(cpu_free[n], gpu_free[n], gpu_count[n], model[n],
+                             typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
+    return out
+
+
+FGD_WEIGHT = 1.0e6  # hybrid mode: one FGD score point outweighs any stream difference
+
+
+@njit(cache=True)
+def _score(fgd_before, fgd_after, sf_before, sf_after, mode):
+    """mode 0: stream difference; mode 1: FGD's int(100 sigmoid) first, stream difference second."""
+    d = sf_before - sf_after
+    if mode == 0:
+        return d
+    f = int(100.0 * (1.0 / (1.0 + np.exp(-((fgd_before - fgd_after) / 1000.0)))))
+    return f * FGD_WEIGHT + d
+
+
+@njit(cache=True)
+def _frags_after(cpu_after, row, count, model_n, T, S):
+    fa = node_frag(cpu_after, row, count, model_n, T[0], T[1], T[2], T[3], T[4])
+    sa = stream_frag(cpu_after, row, count, model_n, S[0], S[1], S[2], S[3], S[4])
+    return fa, sa
+
+
+@njit(cache=True)
+def _sf_node(cpu_free, gpu_free, gpu_count, model, n, ff_n, sf_n, cpu, ngpu, milli, T, S, mode, row):
+    """``(score, gpus)`` of feasible node ``n``; ``row`` is scratch int64[8]."""
+    count = gpu_count[n]
+    for g in range(MAX_GPUS):
+        row[g] = gpu_free[n, g]
+    cpu_after = cpu_free[n] - cpu
+    if ngpu != 1:
+        gpus = exclusive_gpus(gpu_free, gpu_count, n, ngpu) if ngpu > 1 else 0
+        for g in range(count):
+            if (gpus >> g) & 1:
+                row[g] -= MILLI
+        fa, sa = _frags_after(cpu_after, row, count, model[n], T, S)
+        return _score(ff_n, fa, sf_n, sa, mode), gpus
+    best_s = -np.inf
+    best_g = -1
+    for g in range(count):
+        f = row[g]
+        if f < milli:
+            continue
+        dup = False
+        for h in range(g):
+            if row[h] == f:
+                dup = True
+                break
+        if dup:
+            continue
+        row[g] = f - milli
+        fa, sa = _frags_after(cpu_after, row, count, model[n], T, S)
+        row[g] = f
+        s = _score(ff_n, fa, sf_n, sa, mode)
+        if s > best_s:
+            best_s = s
+            best_g = g
+    return best_s, 1 << best_g
+
+
+@njit(cache=True)
+def place_cached(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, ffrag, sfrag, gmax, nfull,
+                 cpu, mem, ngpu, milli, mask, T, S, mode):
+    """Best node ``(node, gpus)`` for one pod given cached FGD F(n), stream F(n), gmax, nfull."""
+    row = np.empty(MAX_GPUS, dtype=np.int64)
+    best, best_s, best_b = -1, -np.inf, 0
+    for n in range(cpu_free.shape[0]):
+        if not fits_summary(cpu_free[n], mem_free[n], gmax[n], nfull[n], model[n], cpu, mem, ngpu, milli, mask):
+            continue
+        s, b = _sf_node(cpu_free, gpu_free, gpu_count, model, n, ffrag[n], sfrag[n], cpu, ngpu, milli, T, S, mode, row)
+        if best < 0 or s > best_s or (s == best_s and node_rank[n] < node_rank[best]):
+            best, best_s, best_b = n, s, b
+    return best, best_b
+
+
+@njit(cache=True)
+def _all_frags(cpu_free, gpu_free, gpu_count, model, T, S):
+    nn = cpu_free.shape[0]
+    ff = np.empty(nn, dtype=np.float64)
+    sf = np.empty(nn, dtype=np.float64)
+    for n in range(nn):
+        ff[n], sf[n] = _frags_after(cpu_free[n], gpu_free[n], gpu_count[n], model[n], T, S)
+    return ff, sf
+
+
+@njit(cache=True)
+def plan_place(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, cpu, mem, ngpu, milli, mask, T, S, mode):
+    """Placement ``(node, gpus)`` of one pod from scratch; node -1 if it fits nowhere.
+    ``T``, ``S``: FGD typical pods and stream targets, each ``(cpu, milli, ngpu, mask, p)``."""
+    ff, sf = _all_frags(cpu_free, gpu_free, gpu_count, model, T, S)
+    _, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    return place_cached(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, ff, sf, gmax, nfull,
+                        cpu, mem, ngpu, milli, mask, T, S, mode)
+
+
+@njit(cache=True)
+def _place_apply(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, gtot, gmax, nfull, ff, sf,
+                 cpu, mem, ngpu, milli, mask, T, S, mode):
+    n, b = place_cached(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, ff, sf, gmax, nfull,
+                        cpu, mem, ngpu, milli, mask, T, S, mode)
+    if n >= 0:
+        apply_placement(cpu_free, mem_free, gpu_free, n, b, cpu, mem, ngpu, milli)
+        update_summary(gpu_free, gpu_count, n, gtot, gmax, nfull)
+        ff[n], sf[n] = _frags_after(cpu_free[n], gpu_free[n], gpu_count[n], model[n], T, S)
+    return n, b
+
+
+@njit(cache=True)
+def replay_planner(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
+                   pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask, T, S, mode, batch, order_keys):
+    """Batched joint planner: arrivals ``batch`` at a time; for each batch every candidate
+    order (row r of ``order_keys`` float64[R, m], ties by arrival) is placed pod by pod
+    with the scorer (``mode``) on a copy of the cluster, and the order placing the most
+    GPU milli, then the smallest total stream fragmentation, then the lowest r is
+    committed. Placed pods never move; a pod unplaced in the committed order fails.
+    ``batch`` = 1 with one order is the one-at-a-time replay. Node arrays are updated in
+    place. Returns ``(node int64[m], gpus int64[m])`` by arrival, node -1 = failed.
+    """
+    m = pod_cpu.shape[0]
+    n_orders = order_keys.shape[0]
+    placed = np.full(m, -1, dtype=np.int64)
+    taken = np.zeros(m, dtype=np.int64)
+    gtot, gmax, nfull = node_summaries(gpu_free, gpu_count)
+    ff, sf = _all_frags(cpu_free, gpu_free, gpu_count, model, T, S)
+    for start in range(0, m, batch):
+        stop = min(m, start + batch)
+        best_r, best_milli, best_frag = 0, -1, 0.0
+        if n_orders > 1:
+            for r in range(n_orders):
+                idx = start + np.argsort(order_keys[r, start:stop], kind="mergesort")
+                c, me, g = cpu_free.copy(), mem_free.copy(), gpu_free.copy()
+                gt, gm, nf, f1, f2 = gtot.copy(), gmax.copy(), nfull.copy(), ff.copy(), sf.copy()
+                got = 0
+                for i in idx:
+                    n, b = _place_apply(c, me, g, gpu_count, model, node_rank, gt, gm, nf, f1, f2,
+                                        pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i], T, S, mode)
+                    if n >= 0:
+                        got += gpu_request(pod_ngpu[i], pod_milli[i])
+                total_frag = f2.sum()
+                if got > best_milli or (got == best_milli and total_frag < best_frag):
+                    best_r, best_milli, best_frag = r, got, total_frag
+        idx = start + np.argsort(order_keys[best_r, start:stop], kind="mergesort")
+        for i in idx:
+            placed[i], taken[i] = _place_apply(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
+                                               gtot, gmax, nfull, ff, sf,
+                                               pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i],
+                                               T, S, mode)
+    return placed, taken
