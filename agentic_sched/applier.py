@@ -19,12 +19,14 @@ import time
 from typing import Any
 
 import anyio
+import attrs
 
 from ._spec import TERMINAL, TaskStatus
 from .agents import protocol
 from .events import Event, EventBus
 from .metrics import Metrics
 from .model import MILLI_PER_DEVICE, Plan, Problem, RunningWork
+from .predict import RuntimePredictor, features_of
 from .registry import Registry, WorkerState
 from .store import AttemptRecord, Store, TaskRecord, WorkerRow
 
@@ -43,6 +45,8 @@ class Applier:
         self.sent_at: dict[tuple[str, int], float] = {}             # monotonic time of last assign
         self.waiters: dict[str, anyio.Event] = {}
         self.counts = {"lost": 0, "rescheduled": 0, "released": 0, "rejected": 0, "ignored": 0}
+        self.predictor: RuntimePredictor | None = None  # learned durations (SchedulerConfig.predict_runtimes)
+        self.planned: dict[str, float] = {}  # task id -> predicted duration it was planned with
         self.seq = 0
         # planning triggers, read by the scheduler's batch loop
         self.wakeup = anyio.Event()
@@ -211,6 +215,9 @@ class Applier:
         if result is not None:
             rec.exit_code, rec.runtime_s = result.get("exit_code"), result.get("runtime_s")
             rec.stdout, rec.stderr = result.get("stdout"), result.get("stderr")
+            self.planned.pop(rec.id, None)
+            if state == "done" and self.predictor is not None and rec.runtime_s is not None:
+                self.predictor.observe(features_of(rec.spec), float(rec.runtime_s))
         self.touch(rec)
         self._finished.append(rec.id)
         self.emit({"done": "finished"}.get(state, state), rec, reason=reason, exit_code=rec.exit_code)
@@ -237,7 +244,7 @@ class Applier:
             for tid in sorted(w.holding):
                 rec = self.tasks[tid]
                 began = rec.started if rec.started is not None else (rec.reserved or now)
-                until = max(now + 1e-3, began + rec.model.duration / w.model.speed)
+                until = max(now + 1e-3, began + self.planned.get(tid, rec.model.duration) / w.model.speed)
                 running.append(RunningWork(tid, rec.model.demand, self.device_shares(rec), until))
             model = w.effective_capacity()  # drift-corrected from heartbeats
             workers.append(w.model.__class__(w.model.id, model.capacity, w.model.labels, w.model.devices,
@@ -252,8 +259,18 @@ class Applier:
             pend = pend[:batch_max]
         if not preview:
             self.new_pending, self.first_pending_at, self.replan_now = 0, None, False
-        return (Problem(workers=tuple(workers), tasks=tuple(r.model for r in pend), now=now),
-                {r.id: r.version for r in pend})
+        tasks = tuple(r.model if d == r.model.duration else attrs.evolve(r.model, duration=float(d))
+                      for r, d in zip(pend, self.durations(pend), strict=True))
+        return Problem(workers=tuple(workers), tasks=tasks, now=now), {r.id: r.version for r in pend}
+
+    def durations(self, recs: list[TaskRecord]) -> list[float]:
+        """Planned durations: the predictor's once it is fitted (remembered in
+        ``planned`` for when the task runs), else the estimates."""
+        if self.predictor is None or not self.predictor.ready or not recs:
+            return [r.model.duration for r in recs]
+        out = [float(d) for d in self.predictor.predict([features_of(r.spec) for r in recs])]
+        self.planned.update((r.id, d) for r, d in zip(recs, out, strict=True))
+        return out
 
     def apply_plan(self, plan: Plan, versions: dict[str, int], slack_s: float) -> float | None:
         """Verify each assignment against live state and reserve the ones due now.

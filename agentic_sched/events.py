@@ -17,6 +17,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 EVENT_KINDS = (
     "submitted", "planned", "reserved", "started", "finished", "failed", "cancelled", "lost",
     "released", "rejected", "worker_up", "worker_down", "worker_lost", "planner_fallback",
+    "predictor_fitted",
 )
 
 

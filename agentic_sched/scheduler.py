@@ -40,6 +40,7 @@ from .formats import problem_from_json, problem_to_dict
 from .metrics import Metrics
 from .model import Plan, Problem
 from .planners import GREEDY
+from .predict import RuntimePredictor
 from .registry import Registry, WorkerState
 from .store import Store, TaskRecord
 
@@ -72,6 +73,9 @@ class SchedulerConfig:
     metrics_port: int | None = None
     planner_max_failures: int = 3
     planner_cooldown_s: float = 30.0
+    predict_runtimes: bool = True   # learn durations from finished tasks (predict.py)
+    predict_min_samples: int = 20
+    predict_refit_every: int = 50
 
 
 @attrs.frozen(eq=False)
@@ -136,6 +140,9 @@ class Scheduler:
             state = row.state if row.state in ("lost", "down") else "connecting"
             self._registry.workers[row.spec.id] = WorkerState(row.spec, row.spec.model(), state, row.reason)
         self._ap.restore(records)
+        if cfg.predict_runtimes:
+            self._ap.predictor = await anyio.to_thread.run_sync(
+                lambda: RuntimePredictor.load(self._predictor_path, min_samples=cfg.predict_min_samples))
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[tuple[str, Any]](10_000)
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
@@ -143,6 +150,8 @@ class Scheduler:
         self._tg.start_soon(self._plan_loop)
         self._tg.start_soon(self._inbox_loop)
         self._tg.start_soon(self._monitor_loop)
+        if cfg.predict_runtimes:
+            self._tg.start_soon(self._refit_loop)
         for w in self._registry.workers.values():
             if w.state == "connecting":
                 self._tg.start_soon(self._supervise, w)
@@ -436,6 +445,26 @@ class Scheduler:
                 for worker_id, msg in batch:
                     _messages.handle(ap, worker_id, msg)
                 await ap.flush()
+
+    @property
+    def _predictor_path(self) -> Path:
+        return Path(self.config.state_dir) / "predictor.joblib"
+
+    async def _refit_loop(self) -> None:
+        """Refit the runtime predictor off the loop after every ``predict_refit_every``
+        new observations (or the first ``predict_min_samples``), and persist it."""
+        pred, cfg = self._ap.predictor, self.config
+        assert pred is not None
+        while True:
+            await anyio.sleep(1.0)
+            due = cfg.predict_min_samples if not pred.ready else cfg.predict_refit_every
+            if pred.samples - pred.fitted_on >= due:
+                if await anyio.to_thread.run_sync(pred.fit):
+                    await anyio.to_thread.run_sync(pred.save, self._predictor_path)
+                    async with self._ap.lock:
+                        self._ap.emit("predictor_fitted", reason=f"runtime model refit on {pred.fitted_on} runs",
+                                      samples=pred.fitted_on)
+                        await self._ap.flush()
 
     async def _monitor_loop(self) -> None:
         ap = self._ap
