@@ -112,13 +112,14 @@ def render_png(panels: Sequence[dict[str, Any]], *, width: float = 9.0, row_heig
     fig = Figure(figsize=(width, sum(heights)), dpi=dpi)
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    starts = [b.start for p in panels for b in p["bars"]] + [p["now"] for p in panels if p.get("now") is not None]
-    ends = [b.end for p in panels for b in p["bars"]] + [p["now"] for p in panels if p.get("now") is not None]
     for ax, panel in zip(axes, panels, strict=True):
         draw(ax, **panel)
-        if starts:
+        now = panel.get("now")
+        starts = [b.start for b in panel["bars"]] + ([now] if now is not None else [])
+        ends = [b.end for b in panel["bars"]] + ([now] if now is not None else [])
+        if starts:  # each panel its own window: what ran ends at now, a plan starts there
             lo, hi = min(starts), max(ends)
-            pad = max(hi - lo, 1.0) * 0.02
+            pad = max(hi - lo, 1.0) * 0.03
             ax.set_xlim(lo - pad, hi + pad)
     fig.tight_layout()
     buf = io.BytesIO()

@@ -185,8 +185,8 @@ class Dashboard:
         self.wi_btn.add_class("agsched-whatif")
         self.wi_btn.on_click(lambda _: self._spawn(self._what_if()))
         self.wi_table = W.HTML("<i>change a worker or add tasks, then preview: nothing is committed</i>")
-        self.wi_now = W.Image(format="png", layout=box(width="49%"))
-        self.wi_alt = W.Image(format="png", layout=box(width="49%"))
+        self.wi_now = W.Image(format="png", layout=box(width="49%", display="none"))
+        self.wi_alt = W.Image(format="png", layout=box(width="49%", display="none"))
 
         def section(name: str, *children: Any) -> Any:
             return W.VBox([W.HTML(f"<b>{name}</b>"), *children],
@@ -243,7 +243,11 @@ class Dashboard:
                 elif ev.kind == "planner_fallback":
                     self.fallbacks += 1
                     self.last_fallback = ev.reason
-                if ev.kind not in ("reserved",):
+                if ev.kind == "planned":
+                    d = ev.data
+                    self.log.appendleft(f"{ev.time:7.2f} planned by {d.get('planner')} ({d.get('status')}): "
+                                        f"{d.get('assigned')} assigned, {d.get('unassigned')} unassigned")
+                elif ev.kind != "reserved":
                     who = " ".join(x for x in (ev.task, ev.worker) if x)
                     self.log.appendleft(f"{ev.time:7.2f} {ev.kind} {who} {ev.reason[:60]}")
                 if ev.kind in ("started", "finished", "failed", "cancelled", "lost", "planned", "worker_up",
@@ -312,8 +316,11 @@ class Dashboard:
             self.task_pick.value = keep if keep in ids else None
         wids = [w.id for w in workers]
         if list(self.worker_pick.options) != wids:
+            keep, keep_wi = self.worker_pick.value, self.wi_worker.value
             self.worker_pick.options = wids
+            self.worker_pick.value = keep if keep in wids else (wids[0] if wids else None)
             self.wi_worker.options = ["(no change)", *wids]
+            self.wi_worker.value = keep_wi if keep_wi in self.wi_worker.options else "(no change)"
         self._show_why()
 
     def _show_why(self) -> None:
@@ -454,6 +461,7 @@ class Dashboard:
                                            now=p.now, title=title)], width=6.0)
         self.wi_now.value = await anyio.to_thread.run_sync(panel, p0, plan0, "current (preview)")
         self.wi_alt.value = await anyio.to_thread.run_sync(panel, p1, plan1, "what-if")
+        self.wi_now.layout.display = self.wi_alt.layout.display = None
 
 
 __all__ = ["BackgroundScheduler", "Dashboard", "LoopStats", "plot_plan", "run_in_background"]
