@@ -23,11 +23,11 @@ def python3_kernel() -> str:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        spec = KernelSpecManager().get_kernel_spec("python3")
-        ok = Path(spec.argv[0]).exists() or spec.argv[0] in ("python", "python3")
+        argv0 = KernelSpecManager().get_kernel_spec("python3").argv[0]
+        ok = argv0 in ("python", "python3", "{python}") or Path(argv0).resolve() == Path(sys.executable).resolve()
     except NoSuchKernel:
         ok = False
-    if not ok:
+    if not ok:  # e.g. a fresh nox venv, or a user-level spec of another interpreter
         subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"], check=True)
     return "python3"
 
