@@ -13,6 +13,7 @@ version is a hash of their names and contents. A host keeps each version in
 from __future__ import annotations
 
 import hashlib
+import importlib
 import time
 import uuid
 from functools import lru_cache
@@ -20,8 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-
-from .. import agents as _agents
 
 AGENT_MODULES = ("agent.py", "protocol.py", "journal.py", "runtimes.py", "runtime_docker.py",
                  "runtime_vm.py", "relay.py")
@@ -40,7 +39,8 @@ class Provisioned:
 @lru_cache(maxsize=1)
 def agent_bundle() -> tuple[tuple[str, bytes], ...]:
     """(file name, content) of every module the agent needs, sorted by name."""
-    root = Path(_agents.__file__).resolve().parent
+    agents = importlib.import_module("..agents", __package__)  # agents/ is mapped into the package
+    root = Path(agents.__file__ or "").resolve().parent
     return tuple((name, (root / name).read_bytes()) for name in sorted(AGENT_MODULES))
 
 
