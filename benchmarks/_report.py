@@ -284,6 +284,9 @@ def write_report(*, quick: bool | None = None, elapsed_s: float | None = None) -
              f"{elapsed_s / 60:.1f} min on {platform.machine()} with Python {platform.python_version()}, "
              "a shared 2-core machine). Regenerate with `nox -s bench` (= `python benchmarks/run_all.py`), "
              "or `--quick` for a few-minute smoke run. Raw results: `benchmarks/results/*.json`.", ""]
+    if meta.get("skipped"):
+        lines += [f"Scripts not re-run by this invocation (`--skip`; their JSON is from their previous full "
+                  f"run): {', '.join(meta['skipped'])}.", ""]
     openb_section(lines)
     synthetic_section(lines)
     scale_section(lines)

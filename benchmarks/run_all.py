@@ -232,7 +232,7 @@ def main(quick: bool = False, skip: tuple[str, ...] = ()) -> int:
     bar.set_postfix_str("report")
     from _report import write_report
 
-    _write("meta.json", {"quick": quick, "elapsed_s": time.perf_counter() - started})
+    _write("meta.json", {"quick": quick, "elapsed_s": time.perf_counter() - started, "skipped": list(skip)})
     write_report(quick=quick, elapsed_s=time.perf_counter() - started)
     bar.update()
     bar.close()
