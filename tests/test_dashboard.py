@@ -75,7 +75,9 @@ async def test_views_and_controls(tmp_path) -> None:
         dash.drain_btn.click()
         await _until(lambda: next(w for w in s.workers() if w.id == "w2").state == "down")
         await _until(lambda: dash.stats.gantt_renders > 0 and dash.gantt.value[:4] == b"\x89PNG")
-        assert dash.stats.events > 0 and "astar" in dash.planner_out.value
+        assert dash._task is not None and not dash._task.done(), dash._task
+        await _until(lambda: "astar" in dash.planner_out.value)
+        assert dash.stats.events > 0
     finally:
         dash.close()
         await bg.stop()
