@@ -91,8 +91,16 @@ class PortfolioPlanner:
         started = time.perf_counter()
         budget = DEFAULT_BUDGET_S if budget_s is None else max(0.0, budget_s)
         run = _Run(problem, started, started + 0.95 * budget - 0.02)
-        for g in GREEDY.values():
+        # EFT first (the usual winner); the other greedy policies only while the budget
+        # still holds another pass of about the same cost (large problems, short budgets)
+        cost_s = 0.0
+        for g in sorted(GREEDY.values(), key=lambda g: g.name != "eft"):
+            if run.best is not None and run.left() < 1.5 * cost_s:
+                run.log.append(f"{g.name} skipped (budget)")
+                continue
+            t0 = time.perf_counter()
             run.attempt(g.name, lambda g=g: g.plan(problem))
+            cost_s = time.perf_counter() - t0
         arrays = ProblemArrays(problem)
         try:
             run.bound = max(run.bound or 0.0, lower_bound(problem, arrays))
