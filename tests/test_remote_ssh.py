@@ -5,7 +5,9 @@ namespaces), which run processes, Docker containers (real dockerd) and a QEMU gu
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -234,3 +236,47 @@ def test_ssh_addresses_parse():
     with pytest.raises(ValueError):
         SshTarget.parse("a b")
     assert isinstance(asyncssh.Error, type)
+
+
+async def test_a_hung_agent_is_fenced_by_the_executor_and_its_attempt_rerun(cluster, tmp_path):
+    hosts, ex, specs = cluster
+    a, b = specs[0], specs[1]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = f"echo $AGENTIC_ATTEMPT >> {marks}/t.start; sleep 8; echo $AGENTIC_ATTEMPT >> {marks}/t.done"
+    async with Scheduler(state_dir=str(tmp_path / "sched")) as s:
+        s.add_executor(ex)
+        events = s.subscribe()
+        await s.add_worker(a)
+        task = await s.submit(TaskSpec(id="t", argv=["sh", "-c", script], duration=8))
+        with anyio.fail_after(30):
+            while s.status(task).state != "running":
+                await anyio.sleep(0.05)
+        await s.add_worker(b)
+        pid = int((Path(ex.state_dir(a)) / "agent.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)  # the agent hangs: no heartbeats, no reaction to SIGTERM
+        try:
+            with anyio.fail_after(30):
+                async for ev in events:
+                    if ev.kind == "worker_lost" and ev.worker == a.id:
+                        break
+            t_lost = time.monotonic()
+            with anyio.fail_after(20):  # fence: SIGTERM, then SIGKILL 0.5 s later
+                while _alive(pid):
+                    await anyio.sleep(0.02)
+            print(f"\nhung agent killed {time.monotonic() - t_lost:.2f}s after worker_lost")
+        finally:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        st = await task.wait(timeout=60)
+        assert st.state == "done" and st.worker == b.id and st.attempt == 2
+    assert (marks / "t.start").read_text().split() == ["1", "2"]
+    assert (marks / "t.done").read_text().split() == ["2"]  # attempt 1 died with its agent
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -80,7 +80,7 @@ class SshExecutor:
                  remote_dir: str = "/var/tmp/agentic-sched", python: str = "python3",
                  connect_timeout_s: float = 5.0, keepalive_s: float = 1.0, lease_s: float = 2.0,
                  agent_orphan_timeout_s: float = 1.0, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
-                 fence_timeout_s: float = 1.0) -> None:
+                 fence_timeout_s: float = 2.0) -> None:
         self.known_hosts = str(known_hosts)
         self.client_keys = tuple(str(k) for k in client_keys)
         self.username = username
@@ -188,8 +188,12 @@ class SshExecutor:
         return SshStream(conn, proc, ping_s=self.lease_s / 4)
 
     async def fence(self, spec: Any) -> None:
-        """Best effort within ``fence_timeout_s``: SIGTERM the agent (it cancels its
-        attempts). An unreachable host fences itself through the relay's lease."""
+        """Best effort within ``fence_timeout_s``: SIGTERM the worker's agent (it cancels its
+        attempts: processes, containers, domains), SIGKILL it 0.5 s later if it still runs
+        (a hung agent; its processes die with it, leftover containers/domains are removed
+        when an agent of the worker starts again). The pid is checked against the agent's
+        command line first (no stray kill after pid reuse). An unreachable host fences
+        itself through the relay's lease."""
         with anyio.move_on_after(self.fence_timeout_s):
             try:
                 conn = await self.connect(spec)
@@ -197,8 +201,8 @@ class SshExecutor:
                 log.info("fence: %s; relying on the host-side lease", exc)
                 return
             async with conn:
-                pid_file = shlex.quote(f"{self.state_dir(spec)}/agent.pid")
-                await conn.run(f"kill -TERM $(cat {pid_file}) 2>/dev/null", check=False)
+                await conn.run(fence_command(self.state_dir(spec)), check=False)
+                log.info("fence: worker %s: agent stopped (SIGTERM, SIGKILL after 0.5s)", spec.id)
 
     async def stop(self, spec: Any) -> None:
         """Nothing to release: the session's stream owns its connection."""
@@ -241,6 +245,17 @@ class SshExecutor:
         delay = not_before - time.monotonic()
         if count and delay > 0:
             await anyio.sleep(delay)
+
+
+def fence_command(state_dir: str, grace_s: float = 0.5) -> str:
+    """Shell command: SIGTERM the agent whose pid file is in ``state_dir`` and, if it has not
+    exited after ``grace_s``, SIGKILL it; each signal only if that pid's command line is
+    still an agent of ``state_dir`` (no stray kill after pid reuse)."""
+    pid_file = shlex.quote(f"{state_dir}/agent.pid")
+    is_agent = f"tr '\\0' ' ' 2>/dev/null </proc/$p/cmdline | grep -qF -- {shlex.quote(f'--state-dir {state_dir} ')}"
+    steps = max(1, round(grace_s / 0.1))
+    return (f"p=$(cat {pid_file} 2>/dev/null); [ -n \"$p\" ] && {is_agent} || exit 0; kill -TERM $p; "
+            f"for i in $(seq {steps}); do sleep 0.1; {is_agent} || exit 0; done; kill -KILL $p")
 
 
 class SshStream(ByteStream):
