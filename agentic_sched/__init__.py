@@ -16,8 +16,10 @@ from ._errors import (
     UnknownWorker,
 )
 from ._spec import TaskSpec, TaskStatus, WorkerSpec
+from .dashboard import BackgroundScheduler, Dashboard, plot_plan, run_in_background
 from .events import Event
 from .examples import example_problem, generate_problem
+from .executors.ssh import SshExecutor, SshTarget
 from .formats import Violation, cost, validate
 from .model import (
     Assignment,
@@ -48,6 +50,7 @@ from .planners import (
     lower_bound,
     repair,
 )
+from .predict import RuntimePredictor
 from .scheduler import Scheduler, SchedulerConfig, TaskHandle, WorkerInfo
 
 __version__ = "0.1.0"
@@ -55,8 +58,10 @@ __version__ = "0.1.0"
 __all__ = [
     "AStarPlanner",
     "Assignment",
+    "BackgroundScheduler",
     "CpSatPlanner",
     "DEFAULT_PLANNER",
+    "Dashboard",
     "Device",
     "Event",
     "Events",
@@ -77,9 +82,12 @@ __all__ = [
     "Repair",
     "Resources",
     "RunningWork",
+    "RuntimePredictor",
     "SchedError",
     "Scheduler",
     "SchedulerConfig",
+    "SshExecutor",
+    "SshTarget",
     "Task",
     "TaskHandle",
     "TaskSpec",
@@ -100,7 +108,9 @@ __all__ = [
     "get_planner",
     "greedy",
     "lower_bound",
+    "plot_plan",
     "repair",
+    "run_in_background",
     "validate",
 ]
 

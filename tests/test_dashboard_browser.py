@@ -34,7 +34,7 @@ import tempfile
 import anyio
 
 from agentic_sched import Scheduler, TaskSpec
-from agentic_sched.dashboard import Dashboard, run_in_background
+from agentic_sched import Dashboard, run_in_background
 
 state = tempfile.mkdtemp(prefix="agsched-voila-")
 bg = await run_in_background(Scheduler(state_dir=state, planner="eft", plan_budget_s=0.3, heartbeat_s=0.3))
