@@ -8,7 +8,8 @@ Run by the SSH executor on the worker host, one relay per scheduler session::
 1. Connects to the agent at ``S/agent.sock`` (hashed into /tmp if too long). If none
    answers and ``--no-spawn`` is not given it starts one (detached, own session, with
    ``AGENTIC_WORKER_ID=W``); the agent's own lock makes concurrent starts safe.
-2. Writes one status line before anything else: ``AGENTIC-RELAY OK <agent pid>`` or
+2. Writes one status line before anything else: ``AGENTIC-RELAY OK <agent pid> <agent
+   version>`` (the version of the *running* agent, which may be older) or
    ``AGENTIC-RELAY ERROR <reason>`` (then exits 2). The executor consumes this line.
 3. Copies protocol lines both ways. Blank lines from the scheduler are *pings* and
    are not forwarded. **Lease**: if nothing (line or ping) arrives for ``--lease``
@@ -98,6 +99,20 @@ def _agent_pid(state_dir: str) -> str:
         return "?"
 
 
+def _agent_version(pid: str) -> str:
+    """``<version>`` of the running agent, from its ``.../agent-<version>/agent.py`` argv."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    for arg in args:
+        parent = os.path.basename(os.path.dirname(arg))
+        if arg.endswith("agent.py") and parent.startswith("agent-"):
+            return parent[len("agent-"):]
+    return "?"
+
+
 def _pump_to_stdout(sock: socket.socket) -> None:
     """Agent -> scheduler; the relay ends when the agent closes the connection."""
     try:
@@ -128,7 +143,8 @@ def main(argv: list[str] | None = None) -> None:
     if sock is None:
         os.write(1, f"AGENTIC-RELAY ERROR {error}\n".encode())
         sys.exit(2)
-    os.write(1, f"AGENTIC-RELAY OK {_agent_pid(args.state_dir)}\n".encode())
+    pid = _agent_pid(args.state_dir)
+    os.write(1, f"AGENTIC-RELAY OK {pid} {_agent_version(pid)}\n".encode())
     threading.Thread(target=_pump_to_stdout, args=(sock,), daemon=True).start()
     buf = b""
     while True:

@@ -92,6 +92,7 @@ async def test_thirty_tasks_on_three_ssh_hosts_processes_containers_and_a_vm(clu
         print(f"\n30 tasks on 3 ssh hosts: {elapsed:.1f}s (incl. connect+provision); provisioning "
               + ", ".join(f"{w}: {p.seconds * 1000:.0f}ms uploaded={p.uploaded}" for w, p in ex.provisioned.items()))
         assert all(p.uploaded for p in ex.provisioned.values()) and len(ex.provisioned) == 3
+        assert ex.agent_versions == {sp.id: prov.agent_version() for sp in specs}
         assert {st.id: st.state for st in results.values() if st.id != "vm0"} == {t.id: "done" for t in procs + boxes}
         assert len({st.worker for st in results.values()}) >= 2, "work is spread over hosts"
         for t in procs:  # logs come back over SFTP; the process ran on its worker's host

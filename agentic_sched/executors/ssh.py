@@ -92,6 +92,8 @@ class SshExecutor:
         self.fence_timeout_s = fence_timeout_s
         #: worker id -> last provisioning result (``uploaded``, ``seconds``)
         self.provisioned: dict[str, Provisioned] = {}
+        #: worker id -> version of the agent actually running there (from the relay)
+        self.agent_versions: dict[str, str] = {}
         self._failures: dict[str, tuple[int, float]] = {}   # worker -> (count, not before)
         self._specs: dict[str, Any] = {}
 
@@ -184,7 +186,13 @@ class SshExecutor:
         except BaseException:
             conn.close()
             raise
-        log.info("worker %s: relay to agent pid %s on %s", spec.id, first.split()[-1].decode(), t.host)
+        _, _, pid, *version = first.decode(errors="replace").split()
+        self.agent_versions[spec.id] = running = version[0] if version else "?"
+        wanted = self.provisioned[spec.id].version
+        if running != wanted:
+            log.warning("worker %s runs agent version %s, provisioned %s: the running agent is kept "
+                        "(its attempts go on); drain the worker to upgrade it", spec.id, running, wanted)
+        log.info("worker %s: relay to agent pid %s (version %s) on %s", spec.id, pid, running, t.host)
         return SshStream(conn, proc, ping_s=self.lease_s / 4)
 
     async def fence(self, spec: Any) -> None:
