@@ -22,6 +22,35 @@ PlanStatus = Literal["optimal", "feasible", "fallback", "infeasible"]
 PLAN_STATUSES: tuple[str, ...] = ("optimal", "feasible", "fallback", "infeasible")
 
 
+# Typed tuple converters (a bare ``tuple`` converter loses the element type for mypy).
+def _devices(items: Iterable[Device]) -> tuple[Device, ...]:
+    return tuple(items)
+
+
+def _running(items: Iterable[RunningWork]) -> tuple[RunningWork, ...]:
+    return tuple(items)
+
+
+def _workers(items: Iterable[Worker]) -> tuple[Worker, ...]:
+    return tuple(items)
+
+
+def _tasks(items: Iterable[Task]) -> tuple[Task, ...]:
+    return tuple(items)
+
+
+def _ints(items: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(i) for i in items)
+
+
+def _assignments(items: Iterable[Assignment]) -> tuple[Assignment, ...]:
+    return tuple(items)
+
+
+def _unassigned(items: Iterable[Unassigned]) -> tuple[Unassigned, ...]:
+    return tuple(items)
+
+
 def _freeze_amounts(value: Mapping[str, float] | Resources | None) -> tuple[tuple[str, float], ...]:
     if value is None:
         return ()
@@ -114,11 +143,11 @@ class Worker:
     id: str
     capacity: Resources = attrs.field(converter=Resources, factory=Resources)
     labels: tuple[tuple[str, str], ...] = attrs.field(converter=_freeze_labels, default=())
-    devices: tuple[Device, ...] = attrs.field(converter=tuple, default=())
+    devices: tuple[Device, ...] = attrs.field(converter=_devices, default=())
     speed: float = 1.0
     health: float = 1.0
     idle_cost: float = 0.0
-    running: tuple[RunningWork, ...] = attrs.field(converter=tuple, default=())
+    running: tuple[RunningWork, ...] = attrs.field(converter=_running, default=())
 
     def label(self, key: str) -> str | None:
         for k, v in self.labels:
@@ -190,8 +219,8 @@ WEIGHT_KEYS: tuple[str, ...] = tuple(f.name for f in attrs.fields(Weights))
 class Problem:
     """A planning problem: workers, tasks, the current time and objective weights."""
 
-    workers: tuple[Worker, ...] = attrs.field(converter=tuple, default=())
-    tasks: tuple[Task, ...] = attrs.field(converter=tuple, default=())
+    workers: tuple[Worker, ...] = attrs.field(converter=_workers, default=())
+    tasks: tuple[Task, ...] = attrs.field(converter=_tasks, default=())
     now: float = 0.0
     weights: Weights = attrs.field(factory=Weights)
 
@@ -229,7 +258,7 @@ class Assignment:
     worker: str
     start: float
     end: float
-    devices: tuple[int, ...] = attrs.field(converter=tuple, default=())
+    devices: tuple[int, ...] = attrs.field(converter=_ints, default=())
 
 
 @attrs.frozen
@@ -248,8 +277,8 @@ class Plan:
     human note (e.g. why a fallback happened); it is not part of the JSON contract.
     """
 
-    assignments: tuple[Assignment, ...] = attrs.field(converter=tuple, default=())
-    unassigned: tuple[Unassigned, ...] = attrs.field(converter=tuple, default=())
+    assignments: tuple[Assignment, ...] = attrs.field(converter=_assignments, default=())
+    unassigned: tuple[Unassigned, ...] = attrs.field(converter=_unassigned, default=())
     planner: str = "unknown"
     status: str = "feasible"
     objective: float | None = None
