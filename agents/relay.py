@@ -3,7 +3,7 @@
 Run by the SSH executor on the worker host, one relay per scheduler session::
 
     python3 relay.py --agent DIR/agent.py --worker-id W --state-dir S
-                     [--lease 2.0] [--orphan-timeout 1.0] [--no-spawn]
+                     [--lease 2.0] [--orphan-timeout 60] [--no-spawn]
 
 1. Connects to the agent at ``S/agent.sock`` (hashed into /tmp if too long). If none
    answers and ``--no-spawn`` is not given it starts one (detached, own session, with
@@ -13,10 +13,12 @@ Run by the SSH executor on the worker host, one relay per scheduler session::
    ``AGENTIC-RELAY ERROR <reason>`` (then exits 2). The executor consumes this line.
 3. Copies protocol lines both ways. Blank lines from the scheduler are *pings* and
    are not forwarded. **Lease**: if nothing (line or ping) arrives for ``--lease``
-   seconds, the relay closes the agent connection and exits; the agent, left without
-   a scheduler for its ``--orphan-timeout``, cancels its attempts and exits. So a host
-   cut off from the scheduler stops its work by itself within about
-   ``lease + orphan_timeout + heartbeat`` seconds (host-side fencing).
+   seconds, the host is cut off from the scheduler (which will declare the worker lost
+   and re-run its attempts): the relay sends the agent a protocol ``shutdown``, so the
+   agent cancels its attempts and exits (host-side fencing, ``lease`` + cancel time).
+   On EOF (the scheduler closed the session or its process died) the relay only
+   disconnects: the agent keeps running its attempts for ``--orphan-timeout`` seconds,
+   waiting for a restarted scheduler to reconnect.
 
 Standard library only.
 """
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import select
 import socket
@@ -129,13 +132,23 @@ def _pump_to_stdout(sock: socket.socket) -> None:
     os._exit(0)
 
 
+def _send_shutdown(sock: socket.socket, reason: str) -> None:
+    """Tell the agent to cancel its attempts and exit (a protocol ``shutdown`` message)."""
+    msg = json.dumps({"v": 1, "type": "shutdown", "reason": reason}, separators=(",", ":"))
+    try:
+        sock.sendall(msg.encode() + b"\n")
+        time.sleep(0.05)  # let the agent read it before the connection closes
+    except OSError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="agentic-sched SSH relay")
     p.add_argument("--agent", required=True, help="path of agent.py on this host")
     p.add_argument("--worker-id", required=True)
     p.add_argument("--state-dir", required=True)
     p.add_argument("--lease", type=float, default=2.0)
-    p.add_argument("--orphan-timeout", type=float, default=1.0)
+    p.add_argument("--orphan-timeout", type=float, default=60.0)
     p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--no-spawn", action="store_true")
     args = p.parse_args(argv)
@@ -149,8 +162,9 @@ def main(argv: list[str] | None = None) -> None:
     buf = b""
     while True:
         ready, _, _ = select.select([0], [], [], args.lease)
-        if not ready:
-            break  # lease expired: the scheduler is gone or cut off
+        if not ready:  # lease expired: cut off from the scheduler, which will re-run our work
+            _send_shutdown(sock, f"lease expired: nothing from the scheduler for {args.lease:g}s")
+            break
         data = os.read(0, 1 << 16)
         if not data:
             break

@@ -40,8 +40,8 @@ def cluster(sshd_hosts, tmp_path):
     known = tmp_path / "known_hosts"
     known.write_text("".join(h.known_hosts.read_text() for h in hosts))
     ids = [f"{tag}-h{i}" for i in range(len(hosts))]
-    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)], lease_s=1.5, python=sys.executable,
-                     agent_orphan_timeout_s=0.5,  # so heartbeat_timeout_s=3 is safe (fast tests)
+    ex = SshExecutor(known_hosts=str(known), client_keys=[str(hosts[0].client_key)], python=sys.executable,
+                     lease_s=1.5,  # so heartbeat_timeout_s=3 is safe (fast tests)
                      targets={wid: SshTarget(h.address, h.port, remote_dir=str(root / wid))
                               for wid, h in zip(ids, hosts, strict=True)})
     specs = [WorkerSpec(id=wid, executor="ssh", address=f"root@{h.address}:{h.port}", capacity={"cpu": 4},
@@ -281,3 +281,28 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+async def test_a_restarted_scheduler_picks_up_attempts_still_running_on_ssh_hosts(cluster, tmp_path):
+    hosts, ex, specs = cluster
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = f"echo $AGENTIC_ATTEMPT >> {marks}/r.start; sleep 3; echo $AGENTIC_ATTEMPT >> {marks}/r.done"
+    state = str(tmp_path / "sched")
+    async with Scheduler(state_dir=state, stop_agents_on_exit=False) as s:
+        s.add_executor(ex)
+        await s.add_worker(specs[0])
+        task = await s.submit(TaskSpec(id="r", argv=["sh", "-c", script], duration=3))
+        with anyio.fail_after(30):
+            while s.status(task).state != "running":
+                await anyio.sleep(0.05)
+    # the scheduler is gone (its sessions closed); a new one with a new executor takes over
+    again = SshExecutor(known_hosts=ex.known_hosts, client_keys=ex.client_keys, targets=ex.targets,
+                        python=sys.executable, lease_s=ex.lease_s)
+    s2 = Scheduler(state_dir=state)
+    s2.add_executor(again)  # before entering: restored ssh workers reconnect at once
+    async with s2:
+        st = (await s2.wait(["r"], timeout=60))[0]
+        assert st.state == "done" and st.attempt == 1 and st.worker == specs[0].id
+    assert (marks / "r.start").read_text().split() == ["1"]  # not re-run: the agent kept it
+    assert (marks / "r.done").read_text().split() == ["1"]

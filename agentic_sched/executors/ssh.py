@@ -9,13 +9,14 @@ connects the SSH channel to the worker's long-lived agent (starting it unless
 Liveness, both ways:
 - scheduler side: asyncssh keepalives close a dead connection within
   ``keepalive_s * 3``; the scheduler's heartbeat timeout marks the worker lost;
-- host side: ``receive`` sends a blank-line *ping* every ``lease_s / 4``; the relay
-  drops the agent connection when no byte arrives for ``lease_s``, and the agent,
-  without a scheduler for ``agent_orphan_timeout_s``, cancels its attempts and exits.
-  Choose the worker's ``heartbeat_timeout_s`` >= ``min_heartbeat_timeout_s()`` (lease +
-  orphan timeout + 1 s; 4 s with the defaults; a warning is logged otherwise) so a
-  cut-off host has stopped its attempts before they are re-run; the scheduler's
-  attempt ids fence whatever still reports late.
+- host side: ``receive`` sends a blank-line *ping* every ``lease_s / 4``; when no byte
+  arrives for ``lease_s`` the relay tells the agent to shut down (it cancels its
+  attempts and exits). Choose the worker's ``heartbeat_timeout_s`` >=
+  ``min_heartbeat_timeout_s()`` (lease + 1.5 s; 3.5 s with the defaults; a warning is
+  logged otherwise) so a cut-off host has stopped its attempts before they are re-run;
+  the scheduler's attempt ids fence whatever still reports late.
+- a closed session (scheduler closed or crashed) is not a partition: the agent keeps
+  its attempts running for ``agent_orphan_timeout_s`` waiting for a reconnect.
 
 Every failure of ``open`` is a ``RemoteError`` naming the worker and the cause (host
 key, authentication, unreachable, provisioning, agent start); repeated failures are
@@ -79,7 +80,7 @@ class SshExecutor:
                  targets: Mapping[str, SshTarget] | None = None,
                  remote_dir: str = "/var/tmp/agentic-sched", python: str = "python3",
                  connect_timeout_s: float = 5.0, keepalive_s: float = 1.0, lease_s: float = 2.0,
-                 agent_orphan_timeout_s: float = 1.0, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
+                 agent_orphan_timeout_s: float = 60.0, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
                  fence_timeout_s: float = 2.0) -> None:
         self.known_hosts = str(known_hosts)
         self.client_keys = tuple(str(k) for k in client_keys)
@@ -237,16 +238,16 @@ class SshExecutor:
 
     def min_heartbeat_timeout_s(self) -> float:
         """The smallest worker ``heartbeat_timeout_s`` for which a cut-off host has stopped
-        its attempts (lease + orphan timeout + one agent heartbeat) before they are re-run."""
-        return self.lease_s + self.agent_orphan_timeout_s + 1.0
+        its attempts (lease + 1.5 s to cancel them) before the scheduler re-runs them."""
+        return self.lease_s + 1.5
 
     def _warn_timeouts(self, spec: Any) -> None:
         timeout = getattr(spec, "heartbeat_timeout_s", None)
         if timeout is None or timeout < self.min_heartbeat_timeout_s():
-            log.warning("worker %s: heartbeat_timeout_s=%s is below %.1fs (lease %.1fs + agent orphan "
-                        "timeout %.1fs + 1s): a cut-off host may still run an attempt when it is "
-                        "re-run elsewhere (its late outcome is still fenced by attempt id)", spec.id,
-                        timeout, self.min_heartbeat_timeout_s(), self.lease_s, self.agent_orphan_timeout_s)
+            log.warning("worker %s: heartbeat_timeout_s=%s is below %.1fs (lease %.1fs + 1.5s): a "
+                        "cut-off host may still run an attempt when it is re-run elsewhere (its late "
+                        "outcome is still fenced by attempt id)", spec.id, timeout,
+                        self.min_heartbeat_timeout_s(), self.lease_s)
 
     async def _backoff(self, worker_id: str) -> None:
         count, not_before = self._failures.get(worker_id, (0, 0.0))
