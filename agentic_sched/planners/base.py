@@ -21,6 +21,14 @@ class Planner(Protocol):
     def plan(self, problem: Problem, budget_s: float | None = None) -> Plan: ...
 
 
+def objective_of(plan: Plan) -> float:
+    """``plan.objective``; every planner's plan carries one (``finish_plan`` sets it), so
+    a plan without one is a planner bug: ``ValueError`` naming the planner."""
+    if plan.objective is None:
+        raise ValueError(f"plan from {plan.planner!r} has no objective")
+    return plan.objective
+
+
 def finish_plan(
     problem: Problem,
     assignments: Iterable[Assignment],

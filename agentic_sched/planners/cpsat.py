@@ -35,7 +35,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan
+from .base import finish_plan, objective_of
 from .bounds import lower_bound
 from .insertion import NEVER, ProblemArrays, Schedule
 
@@ -87,6 +87,13 @@ def _units_up(x: float, q: float) -> int:
     return int(math.ceil(x / q - 1e-7))
 
 
+# Intervals a cumulative holds, with the demand each one puts on it.
+_Demands = list[tuple[cp_model.IntervalVar, float]]
+# Per worker (or per ``(worker, gpu slot)``): the task intervals and their task index / share.
+_TaskIntervals = dict[int, list[tuple[cp_model.IntervalVar, int]]]
+_DeviceIntervals = dict[tuple[int, int], list[tuple[cp_model.IntervalVar, int]]]
+
+
 class _Model:
     """The CP-SAT model of a set of tasks on a set of workers (see module doc)."""
 
@@ -107,28 +114,28 @@ class _Model:
         self.s: dict[int, cp_model.IntVar] = {}
         self.u: dict[int, cp_model.IntVar] = {}
         self.size: dict[tuple[int, int], int] = {}
-        ivs: dict[int, list[tuple[cp_model.IntervalVar, int]]] = {w: [] for w in workers}
-        dev_ivs: dict[tuple[int, int], list[tuple[cp_model.IntervalVar, int]]] = {}
-        obj: list = []
-        M = m.NewIntVar(0, H, "makespan")
-        m.Add(M >= _units_up(mk_floor, q))
+        ivs: _TaskIntervals = {w: [] for w in workers}
+        dev_ivs: _DeviceIntervals = {}
+        obj: list[cp_model.LinearExprT] = []
+        M = m.new_int_var(0, H, "makespan")
+        m.add(M >= _units_up(mk_floor, q))
         self.M = M
         gpu_slots = {w: problem.workers[w].gpu_indices for w in workers}
         for i in tasks:
             t = problem.tasks[i]
             r = _units_up(a.rel[i] - a.now, q)
-            s = m.NewIntVar(r, H, f"s{i}")
+            s = m.new_int_var(r, H, f"s{i}")
             self.s[i] = s
-            u = m.NewBoolVar(f"u{i}")
+            u = m.new_bool_var(f"u{i}")
             self.u[i] = u
             xs, ends = [], []
             for w in workers:
                 if not a.eligible[i, w]:
                     continue
                 size = max(1, _units_up(a.dur_on[i, w], q))
-                x = m.NewBoolVar(f"x{i}_{w}")
+                x = m.new_bool_var(f"x{i}_{w}")
                 self.x[i, w], self.size[i, w] = x, size
-                iv = m.NewOptionalFixedSizeIntervalVar(s, size, x, f"iv{i}_{w}")
+                iv = m.new_optional_fixed_size_interval_var(s, size, x, f"iv{i}_{w}")
                 ivs[w].append((iv, i))
                 xs.append(x)
                 ends.append(size * x)
@@ -137,39 +144,40 @@ class _Model:
                 if t.gpu is not None:
                     ys = []
                     for k, _dev in enumerate(gpu_slots[w]):
-                        y = m.NewBoolVar(f"y{i}_{w}_{k}")
+                        y = m.new_bool_var(f"y{i}_{w}_{k}")
                         self.y[i, w, k] = y
-                        div = m.NewOptionalFixedSizeIntervalVar(s, size, y, f"dv{i}_{w}_{k}")
+                        div = m.new_optional_fixed_size_interval_var(s, size, y, f"dv{i}_{w}_{k}")
                         dev_ivs.setdefault((w, k), []).append((div, t.gpu.share))
                         ys.append(y)
-                    m.Add(sum(ys) == t.gpu.count * x)
-            m.Add(sum(xs) + u == 1)
+                    m.add(sum(ys) == t.gpu.count * x)
+            m.add(sum(xs) + u == 1)
             obj.append(math.floor(SCALE * wt.unassigned * a.prio[i]) * u)
-            e = m.NewIntVar(0, 2 * H, f"e{i}")
-            m.Add(e == s + sum(ends))
-            m.Add(M >= e).OnlyEnforceIf(u.Not())
+            e = m.new_int_var(0, 2 * H, f"e{i}")
+            m.add(e == s + sum(ends))
+            m.add(M >= e).only_enforce_if(u.negated())
             if math.isfinite(a.dl[i]):
                 dl = math.floor((a.dl[i] - a.now) / q + 1e-7)
-                late = m.NewIntVar(0, 2 * H, f"late{i}")
-                m.Add(late >= e - dl).OnlyEnforceIf(u.Not())
-                miss = m.NewBoolVar(f"miss{i}")
-                m.Add(e <= dl).OnlyEnforceIf([miss.Not(), u.Not()])
+                late = m.new_int_var(0, 2 * H, f"late{i}")
+                m.add(late >= e - dl).only_enforce_if(u.negated())
+                miss = m.new_bool_var(f"miss{i}")
+                m.add(e <= dl).only_enforce_if([miss.negated(), u.negated()])
                 obj.append(math.floor(SCALE * wt.lateness * a.prio[i] * q) * late)
                 obj.append(math.floor(SCALE * wt.misses) * miss)
         self._resources(ivs, dev_ivs, fixed or [])
         obj.append(math.floor(SCALE * wt.makespan * q) * M)
         for w in workers:
             if a.idle[w] > 0:
-                L = m.NewIntVar(0, 2 * H, f"last{w}")
-                for iv, i in ivs[w]:
-                    m.Add(L >= self.s[i] + self.size[i, w]).OnlyEnforceIf(self.x[i, w])
+                L = m.new_int_var(0, 2 * H, f"last{w}")
+                for _iv, i in ivs[w]:
+                    m.add(L >= self.s[i] + self.size[i, w]).only_enforce_if(self.x[i, w])
                 obj.append(math.floor(SCALE * wt.energy * a.idle[w] * q) * L)
         if steer_u is not None and wt.imbalance > 0:
             obj.extend(self._steer(ivs, steer_u, max(mk_floor, q)))
-        m.Minimize(sum(obj))
+        m.minimize(sum(obj))
 
-    def _resources(self, ivs, dev_ivs, fixed) -> None:  # type: ignore[no-untyped-def]
-        p, a, q, m = self.p, self.a, self.q, self.m
+    def _resources(self, ivs: _TaskIntervals, dev_ivs: _DeviceIntervals,
+                   fixed: list[tuple[int, float, float, int]]) -> None:
+        p, q, m = self.p, self.q, self.m
         names = sorted({r for i in self.tasks for r, qty in p.tasks[i].demand if qty > 0})
         for w in self.workers:
             worker = p.workers[w]
@@ -179,64 +187,65 @@ class _Model:
                     hold.append((0, _units_up(rw.until - p.now, q), rw.demand.get, dict(rw.devices)))
             for r in names:
                 cap = worker.capacity.get(r)
-                items = [(iv, p.tasks[i].demand.get(r)) for iv, i in ivs[w] if p.tasks[i].demand.get(r) > 0]
+                items: _Demands = [(iv, p.tasks[i].demand.get(r)) for iv, i in ivs[w] if p.tasks[i].demand.get(r) > 0]
                 for k, (st, en, get, _) in enumerate(hold):
                     if get(r) > 0:
-                        items.append((m.NewFixedSizeIntervalVar(st, en - st, f"run{w}_{k}_{r}"), get(r)))
+                        items.append((m.new_fixed_size_interval_var(st, en - st, f"run{w}_{k}_{r}"), get(r)))
                 for k, (fw, fs, fe, fi) in enumerate(fixed):
                     if fw == w and p.tasks[fi].demand.get(r) > 0:
                         st, en = math.floor((fs - p.now) / q + 1e-7), _units_up(fe - p.now, q)
-                        items.append((m.NewFixedSizeIntervalVar(st, en - st, f"fix{w}_{k}_{r}"),
+                        items.append((m.new_fixed_size_interval_var(st, en - st, f"fix{w}_{k}_{r}"),
                                       p.tasks[fi].demand.get(r)))
                 if items:
                     self._cumulative(items, cap)
             for k, dev in enumerate(worker.gpu_indices):
-                items = list(dev_ivs.get((w, k), []))
-                if not items:
+                shares: _Demands = [(iv, share) for iv, share in dev_ivs.get((w, k), [])]
+                if not shares:
                     continue
                 for j, (st, en, _, devs) in enumerate(hold):
                     if devs.get(dev, 0) > 0:
-                        items.append((m.NewFixedSizeIntervalVar(st, en - st, f"rdev{w}_{k}_{j}"), devs[dev]))
-                self._cumulative(items, MILLI_PER_DEVICE)
+                        shares.append((m.new_fixed_size_interval_var(st, en - st, f"rdev{w}_{k}_{j}"), devs[dev]))
+                self._cumulative(shares, MILLI_PER_DEVICE)
 
-    def _cumulative(self, items, cap: float) -> None:  # type: ignore[no-untyped-def]
+    def _cumulative(self, items: _Demands, cap: float) -> None:
         # scale demands to integers: 1/1000 of a unit, capacity rounded down, demands up
         f = 1000.0
-        self.m.AddCumulative([iv for iv, _ in items], [int(math.ceil(d * f - 1e-6)) for _, d in items],
+        self.m.add_cumulative([iv for iv, _ in items], [int(math.ceil(d * f - 1e-6)) for _, d in items],
                              int(math.floor(cap * f + 1e-6)))
 
-    def _steer(self, ivs, target_u: float, mk: float) -> list:  # type: ignore[no-untyped-def]
+    def _steer(self, ivs: _TaskIntervals, target_u: float, mk: float) -> list[cp_model.LinearExprT]:
         """Linear pull of each worker's cpu utilisation towards ``target_u`` (windows only)."""
-        a, m, out = self.a, self.m, []
+        a, m = self.a, self.m
+        out: list[cp_model.LinearExprT] = []
         coef = self.scale * a.w.imbalance * 100.0 / max(1, int(a.cpu_workers.sum()))
         for w in self.workers:
             if a.cpucap[w] <= 0:
                 continue
             terms = [(int(round(1000 * a.cpu[i] * a.dur_on[i, w] / (a.cpucap[w] * mk))), self.x[i, w])
                      for _, i in ivs[w]]
-            dev = m.NewIntVar(0, 10_000_000, f"dev{w}")
+            dev = m.new_int_var(0, 10_000_000, f"dev{w}")
             tgt = int(round(1000 * target_u))
             lin = sum(c * x for c, x in terms)
-            m.Add(dev >= lin - tgt)
-            m.Add(dev >= tgt - lin)
+            m.add(dev >= lin - tgt)
+            m.add(dev >= tgt - lin)
             out.append(int(coef / 1000) * dev)
         return out
 
 
 def _solve(model: _Model, budget_s: float, num_workers: int, seed: int,
-           hint: dict[int, tuple[int, float]] | None) -> tuple[cp_model.CpSolver, int]:
+           hint: dict[int, tuple[int, float]] | None) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
     if hint:
         for i, (w, start) in hint.items():
             if i in model.s:
-                model.m.AddHint(model.s[i], int(round((start - model.a.now) / model.q)))
+                model.m.add_hint(model.s[i], int(round((start - model.a.now) / model.q)))
                 for (ti, tw), x in model.x.items():
                     if ti == i:
-                        model.m.AddHint(x, 1 if tw == w else 0)
+                        model.m.add_hint(x, 1 if tw == w else 0)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(0.01, budget_s)
     solver.parameters.num_workers = max(1, num_workers)
     solver.parameters.random_seed = seed
-    status = solver.Solve(model.m)
+    status = solver.solve(model.m)
     return solver, status
 
 
@@ -277,32 +286,33 @@ class CpSatPlanner:
             h = self.hint
             return finish_plan(problem, h.assignments, h.unassigned, planner=self.name, started=started,
                                status="fallback", bound=lower_bound(problem, a),
-                               detail=f"cp-sat {solver.StatusName(status)} within {budget:g}s; "
+                               detail=f"cp-sat {solver.status_name(status)} within {budget:g}s; "
                                       f"answered by {h.planner}")
         plan = self._extract(problem, a, model, solver, started)
         lb = lower_bound(problem, a)
         if exact:
             fixed = float((a.w.unassigned * a.prio[~a.eligible.any(axis=1)]).sum())
-            lb = max(lb, solver.BestObjectiveBound() / model.scale + fixed)
-        proved = lb >= plan.objective - 1e-6 * max(1.0, abs(plan.objective))
+            lb = max(lb, solver.best_objective_bound / model.scale + fixed)
+        objective = objective_of(plan)
+        proved = lb >= objective - 1e-6 * max(1.0, abs(objective))
         return finish_plan(problem, plan.assignments, plan.unassigned, planner=self.name, started=started,
                            status="optimal" if proved else "feasible", bound=lb,
                            detail=f"grid {q:g}s {'exact' if exact else 'rounded up'}; "
-                                  f"cp-sat {solver.StatusName(status)}")
+                                  f"cp-sat {solver.status_name(status)}")
 
     def _extract(self, problem: Problem, a: ProblemArrays, model: _Model, solver: cp_model.CpSolver,
                  started: float) -> Plan:
         assignments, unassigned = [], []
         for i, t in enumerate(problem.tasks):
-            chosen = [w for (ti, w), x in model.x.items() if ti == i and solver.Value(x)]
+            chosen = [w for (ti, w), x in model.x.items() if ti == i and solver.value(x)]
             if not chosen:
                 reason = a.feas.reason(t) if not a.eligible[i].any() else "left unassigned: cheaper than any placement"
                 unassigned.append(Unassigned(t.id, reason if i in model.s or not a.eligible[i].any() else NEVER))
                 continue
             w = chosen[0]
-            start = a.now + solver.Value(model.s[i]) * model.q
+            start = a.now + solver.value(model.s[i]) * model.q
             devs = tuple(problem.workers[w].gpu_indices[k] for (ti, tw, k), y in model.y.items()
-                         if ti == i and tw == w and solver.Value(y))
+                         if ti == i and tw == w and solver.value(y))
             assignments.append(Assignment(t.id, problem.workers[w].id, start, start + a.dur_on[i, w], devs))
         return finish_plan(problem, assignments, unassigned, planner=self.name, started=started)
 
@@ -327,7 +337,7 @@ class CpSatLns:
         while time.perf_counter() + 0.05 < until:
             before = cur
             ws = self._pick(s, rng)
-            tasks = [i for i in np.flatnonzero(np.isin(s.worker, ws)) if s.gcount[i] == 0]
+            tasks = [int(i) for i in np.flatnonzero(np.isin(s.worker, ws)) if s.gcount[i] == 0]
             if not tasks:
                 continue
             others = np.flatnonzero((s.worker >= 0) & ~np.isin(np.arange(a.N), tasks))
@@ -337,21 +347,21 @@ class CpSatLns:
             target_u = float(work[a.cpu_workers].mean()) / max(mk, 1e-9)
             fixed = [(int(s.worker[i]), float(s.start[i]), float(s.end[i]), int(i))
                      for i in np.flatnonzero(np.isin(s.worker, ws)) if s.gcount[i] > 0]
-            model = _Model(problem, a, q, [int(i) for i in tasks], [int(w) for w in ws], fixed=fixed,
+            model = _Model(problem, a, q, tasks, [int(w) for w in ws], fixed=fixed,
                            mk_floor=mk_floor, steer_u=target_u)
-            hint = {int(i): (int(s.worker[i]), float(s.start[i])) for i in tasks}
+            hint = {i: (int(s.worker[i]), float(s.start[i])) for i in tasks}
             left = min(self.window_s, until - time.perf_counter())
             solver, status = _solve(model, left, self.num_workers, self.seed + accepted, hint)
             if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
                 continue
             snap = s.snapshot()
             for i in tasks:
-                s.remove(int(i))
+                s.remove(i)
             for i in tasks:
-                chosen = [w for (ti, w), x in model.x.items() if ti == i and solver.Value(x)]
+                chosen = [w for (ti, w), x in model.x.items() if ti == i and solver.value(x)]
                 if chosen:
-                    start = a.now + solver.Value(model.s[i]) * q
-                    s.book_as(int(i), chosen[0], start, ())
+                    start = a.now + solver.value(model.s[i]) * q
+                    s.book_as(i, chosen[0], start, ())
             new = s.objective()
             if new <= cur + 1e-9 * max(1.0, abs(cur)):
                 accepted += new < before - 1e-9 * max(1.0, abs(before))
