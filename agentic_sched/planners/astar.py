@@ -34,12 +34,13 @@ import heapq
 import itertools
 import math
 import time
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ..kernels import astar as KA
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan
+from .base import finish_plan, objective_of
 from .bounds import lower_bound
 from .greedy import GREEDY
 from .insertion import ProblemArrays
@@ -78,10 +79,10 @@ class _Space:
         self.base = base
         sig = [(w.capacity, w.labels, w.devices, w.speed, w.health, w.idle_cost) if not w.running else (i,)
                for i, w in enumerate(problem.workers)]
-        first = {}
+        first: dict[tuple[object, ...], int] = {}
         self.wclass = np.array([first.setdefault(s, i) for i, s in enumerate(sig)], dtype=np.int64)
         tsig = [(t.demand, t.duration, t.release, t.deadline, t.priority, t.gpu, t.requires) for t in problem.tasks]
-        last: dict = {}
+        last: dict[tuple[object, ...], int] = {}
         self.twin_before = []
         for i, sg in enumerate(tsig):
             self.twin_before.append(last.get(sg, -1))
@@ -116,7 +117,7 @@ class AStarPlanner:
         a, wt = sp.a, sp.a.w
         late = miss = rel = 0.0
         mk_end, last_start = a.now, a.now
-        last = {}
+        last: dict[int, float] = {}
         for i, w, s, _ in placed:
             e = s + a.dur_on[i, w]
             if e > a.dl[i]:
@@ -170,7 +171,8 @@ class AStarPlanner:
         return tuple(sorted((c, tuple(sorted(v))) for c, v in groups.items()))
 
     # ------------------------------------------------------------------ search
-    def _children(self, sp: _Space, placed: tuple, last_start: float, until: float = math.inf):  # type: ignore[no-untyped-def]
+    def _children(self, sp: _Space, placed: tuple, last_start: float,
+                  until: float = math.inf) -> Iterator[tuple[int, int, float, tuple[int, ...]]]:
         a = sp.a
         items = list(sp.base) + [(w, s, s + a.dur_on[i, w], sp.tdem[i], self._devrow(sp, i, sl))
                                  for i, w, s, sl in placed]
@@ -206,8 +208,8 @@ class AStarPlanner:
                                       np.array([e for _, e in part]).reshape(len(part), a.W))
             for j, i in enumerate(ids):
                 ok = np.isfinite(starts[j]) & (starts[j] >= last_start - 1e-9)
-                for w in np.flatnonzero(ok):
-                    yield int(i), int(w), float(starts[j, w]), tuple(int(x) for x in slots[j, w][: sp.gcount[i]])
+                for col in np.flatnonzero(ok):
+                    yield int(i), int(col), float(starts[j, col]), tuple(int(x) for x in slots[j, col][: sp.gcount[i]])
 
     @staticmethod
     def _devrow(sp: _Space, i: int, slots: tuple) -> np.ndarray:
@@ -229,9 +231,9 @@ class AStarPlanner:
         seeds = [g.plan(problem) for g in GREEDY.values()]
         if self.incumbent is not None:
             seeds.append(self.incumbent)
-        seed = min(seeds, key=lambda p: p.objective)
-        best_obj, best_state = float(seed.objective), None
-        min_goal_reg = min(float(p.objective) - problem.weights.imbalance * _imbalance_of(problem, p) for p in seeds)
+        seed = min(seeds, key=objective_of)
+        best_obj, best_state = objective_of(seed), None
+        min_goal_reg = min(objective_of(p) - problem.weights.imbalance * _imbalance_of(problem, p) for p in seeds)
         tie = itertools.count()
         root: tuple = ()
         c0, mk0, ls0 = self._regular(sp, root)
@@ -288,6 +290,8 @@ class AStarPlanner:
         if not sp.shared_gpu and must_assign:
             bound = max(bound, min(min_goal_reg, open_min if not complete else math.inf, best_obj))
         where = "complete: optimal over list schedules" if complete else f"budget out after {nodes} expansions"
+        assignments: Sequence[Assignment]
+        unassigned: Sequence[Unassigned]
         if best_state is None:
             plan = seed
             assignments, unassigned = plan.assignments, plan.unassigned
@@ -295,9 +299,10 @@ class AStarPlanner:
             assignments, unassigned = self._materialise(sp, best_state)
         out = finish_plan(problem, assignments, unassigned, planner=self.name, started=started, bound=bound,
                           detail=f"{where}; {nodes} states expanded")
-        if out.bound is not None and out.objective <= out.bound + 1e-6 * max(1.0, abs(out.objective)):
+        objective = objective_of(out)
+        if out.bound is not None and objective <= out.bound + 1e-6 * max(1.0, abs(objective)):
             out = finish_plan(problem, out.assignments, out.unassigned, planner=self.name, started=started,
-                              status="optimal", bound=out.objective, detail=out.detail)
+                              status="optimal", bound=objective, detail=out.detail)
         return out
 
     def _materialise(self, sp: _Space, placed: tuple) -> tuple[list[Assignment], list[Unassigned]]:
