@@ -19,6 +19,7 @@ the answer is the best other plan with ``status`` ``fallback`` and ``detail`` sa
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from ..formats import validate
 from ..model import Plan, Problem
+from .base import objective_of
 from .bounds import lower_bound
 from .greedy import GREEDY
 from .insertion import ProblemArrays, Schedule
@@ -58,10 +60,11 @@ class _Run:
         if bad:
             self.failures.append(f"{plan.planner}: invalid plan ({bad[0]})")
             return False
-        self.log.append(f"{plan.planner}={plan.objective:.6g}")
+        objective = objective_of(plan)
+        self.log.append(f"{plan.planner}={objective:.6g}")
         if plan.bound is not None and plan.status in ("optimal", "feasible"):
             self.bound = plan.bound if self.bound is None else max(self.bound, plan.bound)
-        if self.best is None or plan.objective < self.best.objective - TOL * max(1.0, abs(plan.objective)):
+        if self.best is None or objective < objective_of(self.best) - TOL * max(1.0, abs(objective)):
             self.best = plan
         return True
 
@@ -99,7 +102,7 @@ class PortfolioPlanner:
                 run.log.append(f"{g.name} skipped (budget)")
                 continue
             t0 = time.perf_counter()
-            run.attempt(g.name, lambda g=g: g.plan(problem))
+            run.attempt(g.name, functools.partial(g.plan, problem))
             cost_s = time.perf_counter() - t0
         arrays = ProblemArrays(problem)
         try:
@@ -138,7 +141,7 @@ class PortfolioPlanner:
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         s = best_construction(arrays, run.until, rng)
-        if run.best is not None and run.best.objective < s.objective():
+        if run.best is not None and objective_of(run.best) < s.objective():
             seeded = Schedule(arrays)
             seeded.load_plan(run.best)
             s = seeded
@@ -159,15 +162,17 @@ class PortfolioPlanner:
 
     # ------------------------------------------------------------------ answer
     def _proved(self, run: _Run) -> bool:
-        return (run.best is not None and run.bound is not None
-                and run.best.objective <= run.bound + TOL * max(1.0, abs(run.best.objective)))
+        if run.best is None or run.bound is None:
+            return False
+        objective = objective_of(run.best)
+        return objective <= run.bound + TOL * max(1.0, abs(objective))
 
     def _answer(self, run: _Run, primary: str) -> Plan:
         best = run.best
         elapsed = time.perf_counter() - run.started
         if best is None:  # nothing valid at all: should not happen (greedy always answers)
             raise RuntimeError("portfolio: no valid plan; " + "; ".join(run.failures))
-        bound = None if run.bound is None else min(run.bound, best.objective)
+        bound = None if run.bound is None else min(run.bound, objective_of(best))
         primary_failed = any(f.startswith(primary + ":") for f in run.failures)
         if primary_failed:
             status = "fallback"
