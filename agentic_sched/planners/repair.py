@@ -25,13 +25,22 @@ from ..model import Assignment, Plan, Problem, Task
 from .insertion import ProblemArrays, Schedule, slack_order
 
 
+# Typed tuple converters (a bare ``tuple`` converter loses the element type for mypy).
+def _ids(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def _tasks(items: Iterable[Task]) -> tuple[Task, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class Events:
     """What changed since ``previous_plan`` was made (ids of workers / tasks)."""
 
-    lost_workers: tuple[str, ...] = attrs.field(converter=tuple, default=())
-    new_tasks: tuple[Task, ...] = attrs.field(converter=tuple, default=())
-    cancelled: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    lost_workers: tuple[str, ...] = attrs.field(converter=_ids, default=())
+    new_tasks: tuple[Task, ...] = attrs.field(converter=_tasks, default=())
+    cancelled: tuple[str, ...] = attrs.field(converter=_ids, default=())
 
 
 @attrs.frozen
