@@ -8,6 +8,8 @@ CPU-bound: async callers run ``planner.plan(problem, budget_s)`` in a thread.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .astar import AStarPlanner
 from .base import Planner, finish_plan
 from .bounds import lower_bound
@@ -15,6 +17,9 @@ from .greedy import GREEDY, GreedyPlanner, best_greedy, greedy
 from .lns import LnsPlanner
 from .portfolio import PortfolioPlanner, summary
 from .repair import Events, PlanDiff, Repair, apply_events, repair
+
+if TYPE_CHECKING:  # loaded lazily at runtime (module ``__getattr__`` below)
+    from .cpsat import CpSatLns, CpSatPlanner
 
 DEFAULT_PLANNER = "portfolio"
 PLANNER_NAMES: tuple[str, ...] = ("portfolio", "auto", "astar", "cpsat", "lns", *GREEDY)
@@ -40,7 +45,7 @@ def get_planner(name: str = DEFAULT_PLANNER, *, num_workers: int = 2) -> Planner
     raise ValueError(f"unknown planner {name!r} (choose from {', '.join(PLANNER_NAMES)})")
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
     """``CpSatPlanner`` / ``CpSatLns`` load OR-Tools (~0.3 s) only when first used."""
     if name in ("CpSatPlanner", "CpSatLns"):
         from . import cpsat

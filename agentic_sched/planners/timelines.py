@@ -9,6 +9,7 @@ Timelines (a private working copy); nothing here touches live state.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -53,7 +54,7 @@ class Timelines:
                             vec[self.nres + slot[dev]] += milli
                     self._add(w, self.now, rw.until, vec)
 
-    def _vector(self, get) -> np.ndarray:  # type: ignore[no-untyped-def]
+    def _vector(self, get: Callable[[str], float]) -> np.ndarray:
         vec = np.zeros(self.nres + self.ndev)
         vec[: self.nres] = [get(r) for r in self.resources]
         return vec
