@@ -89,7 +89,7 @@ def planner_html(planner: Any, budget_s: float, plan: Any, rounds: int, fallback
                  last_fallback: str) -> str:
     """Planner status: configured planner and budget, the last round's plan and the fallbacks."""
     name = planner if isinstance(planner, str) else type(planner).__name__
-    rows = [["planner", name], ["budget", f"{budget_s:g} s"], ["rounds planned", rounds],
+    rows: list[list[Any]] = [["planner", name], ["budget", f"{budget_s:g} s"], ["rounds planned", rounds],
             ["fallbacks", f"{fallbacks}" + (f" (last: {last_fallback})" if last_fallback else "")]]
     if plan is None:
         rows.append(["last plan", "none yet"])

@@ -66,7 +66,7 @@ def generate_problem(
             slack = rng.uniform(1.2, 2.0 if family == "deadline" else 4.0) * load_s
             deadline = float(np.round(release + dur + rng.uniform(0.0, slack), 1))
         gpu = None
-        requires: dict[str, object] = {}
+        requires: dict[str, str | list[str]] = {}
         p_gpu = {"mixed": 0.15, "gpu": 0.8, "deadline": 0.0, "uniform": 0.0}[family]
         if rng.random() < p_gpu:
             if rng.random() < 0.5:

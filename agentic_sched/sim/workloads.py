@@ -26,7 +26,7 @@ Trace files (``load_trace(path)``): either a plain problem document, or
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class Outage:
     until: float
 
 
+def _outages(items: Iterable[Outage]) -> tuple[Outage, ...]:
+    return tuple(items)  # typed converter: a bare ``tuple`` loses the element type for mypy
+
+
 @attrs.frozen
 class SimWorkload:
     """A trace to simulate: ``problem`` (arrivals = release, estimates = duration),
@@ -57,7 +61,7 @@ class SimWorkload:
 
     problem: Problem
     actual: Mapping[str, float] = attrs.field(factory=dict)
-    outages: tuple[Outage, ...] = attrs.field(converter=tuple, default=())
+    outages: tuple[Outage, ...] = attrs.field(converter=_outages, default=())
     name: str = "trace"
 
 
