@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import attrs
 import numpy as np
@@ -246,6 +246,8 @@ class Simulation:
 
     # ------------------------------------------------------------------ loop
     def _push(self, t: float, kind: int, payload: object) -> None:
+        """Payload by kind: FINISH ``(task index, attempt)``, ARRIVAL task index, FAIL
+        ``(worker, until or None)``, RECOVER ``(worker, random failures)``, TIMER None."""
         self._seq += 1
         heapq.heappush(self._heap, (t, kind, self._seq, payload))
 
@@ -290,7 +292,7 @@ class Simulation:
     def _handle(self, kind: int, payload: object) -> None:
         c = self.cluster
         if kind == FINISH:
-            idx, attempt = payload  # type: ignore[misc]
+            idx, attempt = cast("tuple[int, int]", payload)
             st = self.tasks[idx]
             if st.state == "running" and st.attempt == attempt:
                 c.hold(st, st.worker, -1.0)
@@ -298,21 +300,21 @@ class Simulation:
                 st.state, st.end = "done", self.now
         elif kind == ARRIVAL:
             self._arrivals_left -= 1
-            st = self.tasks[payload]  # type: ignore[index]
+            st = self.tasks[cast(int, payload)]
             if not c.feas.mask(st.task).any():
                 st.state, st.reason = "rejected", c.feas.reason(st.task)
             else:
                 st.state, st.queued_at = "pending", self.now
                 self.pending[st.index] = st
         elif kind == FAIL:
-            w, until = payload  # type: ignore[misc]
+            w, until = cast("tuple[int, float | None]", payload)
             if c.up[w]:
                 self._fail(w)
                 back = until if until is not None else self.now + self._worker_rng[w].exponential(self.mttr)
                 self._recovering += 1
                 self._push(back, RECOVER, (w, until is None))
         elif kind == RECOVER:
-            w, random_failures = payload  # type: ignore[misc]
+            w, random_failures = cast("tuple[int, bool]", payload)
             c.up[w] = True
             self._recovering -= 1
             if random_failures and self.mtbf:
