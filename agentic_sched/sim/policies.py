@@ -38,11 +38,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..model import Plan, Problem
-from .engine import EPS, SimTask, Simulation
+from .engine import EPS, Policy, SimTask, Simulation
+
+if TYPE_CHECKING:  # the planners package loads lazily (kernels, OR-Tools) in resolve_planner
+    from ..planners.base import Planner
 
 POLICIES = ("kube-spread", "kube-binpack", "slurm-backfill", "planner")
 
@@ -180,7 +184,7 @@ class _BestGreedy:
         return best_greedy(problem)
 
 
-def resolve_planner(name: str):  # type: ignore[no-untyped-def]
+def resolve_planner(name: str) -> Planner:
     """The planner object for ``name`` (the one seam): a greedy policy by name, else
     ``planners.get_planner(name)`` when that exists and knows it; ``portfolio`` falls
     back to the best of the greedy policies. ValueError for an unknown name."""
@@ -242,7 +246,7 @@ class PlannerPolicy:
             wake.append(self.last_plan + self.batch_t)
         sim.wake_at(min(wake))
 
-    def _replan(self, sim: Simulation, planner) -> None:  # type: ignore[no-untyped-def]
+    def _replan(self, sim: Simulation, planner: Planner) -> None:
         tasks = sorted(sim.pending.values(), key=lambda st: st.index)
         problem = sim.snapshot(tasks)
         started = time.perf_counter()
@@ -300,7 +304,7 @@ class PlannerPolicy:
 
 
 def make_policy(name: str, *, planner: str | None = None, batch_k: int = 8, batch_t: float = 10.0,
-                budget_s: float = 0.2):  # type: ignore[no-untyped-def]
+                budget_s: float = 0.2) -> Policy:
     """A fresh policy for ``name`` (one of ``POLICIES``); ValueError otherwise."""
     if name == "kube-spread":
         return KubePolicy("spread")
