@@ -1,12 +1,14 @@
-"""openb replay (FGD paper protocol): BestFit, FGD and the batched planner over 10 seeds.
+"""openb replay (FGD paper protocol): BestFit, FGD and the batched planners over 10 seeds.
 
     python benchmarks/openb_replay.py [--quick] [--batch 64] [--orders 8]
 
 Prints published vs ours at 90/100/110/130 % arrived load and writes
 ``benchmarks/results/openb.json`` (``{"seeds", "loads", "published", "policies":
-{name: run_openb result + seconds_per_seed}}``). The batched planner is measured twice
-from the same placements: credited at each pod's arrival, and only once its whole
-batch has arrived (``credit_at_batch_end``). ``--quick`` uses seeds 42 and 43.
+{name: run_openb result + seconds_per_seed}}``). The batched planners (best-of-orders
+with FGD, and the joint planner of ``agentic_sched.sim.openb_batch``: FGD + stream
+fragmentation) use the same ``--batch``/``--orders`` and are each measured twice from the
+same placements: credited at each pod's arrival, and only once its whole batch has
+arrived (``credit_at_batch_end``). ``--quick`` uses seeds 42 and 43.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 
 from agentic_sched.sim import openb as O
+from agentic_sched.sim import openb_batch as OB
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAPER = {"bestfit": "BestFit", "fgd": "FGD"}
@@ -25,25 +28,35 @@ PAPER = {"bestfit": "BestFit", "fgd": "FGD"}
 def run(seeds: list[int], batch: int = 64, orders: int = 8) -> dict:
     data = O.load_openb()
     loads = list(O.DEFAULT_LOADS)
-    batched = O.batched_policy(batch=batch, orders=orders)
-    outcomes: dict[int, O.Outcome] = {}
+    def twice(policy):
+        """(credited at arrival, credited at batch end) from one run per seed."""
+        outcomes: dict[int, O.Outcome] = {}
 
-    def batched_arrival(d, wl):
-        outcomes[wl.seed] = batched(d, wl)
-        return outcomes[wl.seed]
+        def arrival(d, wl):
+            outcomes[wl.seed] = policy(d, wl)
+            return outcomes[wl.seed]
 
-    def batched_batch_end(d, wl):
-        return O.credit_at_batch_end(outcomes[wl.seed], batch)
+        def batch_end(d, wl):
+            return O.credit_at_batch_end(outcomes[wl.seed], batch)
 
+        return arrival, batch_end
+
+    batched_arrival, batched_batch_end = twice(O.batched_policy(batch=batch, orders=orders))
+    planner_arrival, planner_batch_end = twice(OB.planner_policy(batch=batch, orders=orders))
     policies = {"bestfit": O.bestfit_policy, "fgd": O.fgd_policy,
                 f"batched K={batch} R={orders}": batched_arrival,
-                f"batched K={batch} R={orders} (batch-end credit)": batched_batch_end}
+                f"batched K={batch} R={orders} (batch-end credit)": batched_batch_end,
+                f"planner K={batch} R={orders}": planner_arrival,
+                f"planner K={batch} R={orders} (batch-end credit)": planner_batch_end}
     wl = O.build_workload(data, seeds[0])
-    for warm in (O.bestfit_policy, O.fgd_policy, O.batched_policy(batch=4, orders=2)):  # compile first
+    for warm in (O.bestfit_policy, O.fgd_policy, O.batched_policy(batch=4, orders=2),
+                 OB.planner_policy(batch=4, orders=2)):  # compile first
         warm(data, O.Workload(wl.seed, wl.pods[:50], wl.node_rank))
     doc = {"seeds": seeds, "loads": loads, "published": O.load_published(),
            "batched": {"batch": batch, "orders": orders, "base": "fgd",
-                       "protocol": O.batched_policy.__doc__}, "policies": {}}
+                       "protocol": O.batched_policy.__doc__},
+           "planner": {"batch": batch, "orders": orders, "mode": "hybrid", "multi_weight": 8.0,
+                       "protocol": OB.planner_policy.__doc__}, "policies": {}}
     for name, fn in policies.items():
         t0 = time.perf_counter()
         res = O.run_openb(fn, seeds=seeds, loads=loads, data=data)

@@ -2,23 +2,29 @@
 
 FGD (``openb.py``) measures a node's fragmentation for a typical pod t as the free GPU
 milli that *one* copy of t could not use, and counts cpu only as "does one copy fit".
-That misses the two losses that dominate FGD's residue at 100 % load (see
-``agentic_sched/sim/openb_batch.py``): GPUs stranded because the node's cpu runs out
-before its GPUs do (cpu-only pods placed by random tie-break on 8-GPU nodes), and
-shares that leave an unusable residue once several copies are packed on a GPU.
+That misses two losses that remain at 100 % load: GPUs stranded because the node's cpu
+runs out before its GPUs do (FGD scores almost every node 50 for a cpu-only pod, so the
+random tie order decides), and shares that leave an unusable residue once several copies
+are packed on a GPU (470 + 470 leaves 60).
 
-Stream fragmentation: for typical pod t, the free milli a *stream* of copies of t could
+Stream fragmentation: for target pod t, the free milli a *stream* of copies of t could
 not use on the node:
 
-    copies_gpu = sum_g floor(free_g / s)     (s = share; whole-GPU: nfull // k)
+    copies_gpu = sum_g floor(free_g / s)     (s = share; k-GPU pods: nfull // k, s = 1000)
     copies_cpu = cpu_free // cpu_t           (unbounded if cpu_t = 0)
-    f_t = total_free - min(copies_gpu, copies_cpu) * s * k      (0 usable if model not allowed)
+    f_t = total_free - min(copies_gpu, copies_cpu) * s * k   (f_t = total_free if the model
+                                                              is not allowed or t is cpu-only)
 
-and F(n) = sum_t p_t f_t (cpu-only typical pods add a constant, as in FGD). A pod is
-scored on a node by F(n) - F(n') (higher is better; ``quant`` = 1 maps it through the
-paper's int(100 sigmoid(x / 1000)) instead), a shared pod tries every GPU that fits
-(best score, lowest index on ties), multi-GPU pods take the lowest-index free GPUs,
-ties between nodes go to the smallest ``node_rank``.
+and F(n) = sum_t p_t f_t. Scores (higher is better), ``mode``:
+
+- 1 (hybrid, the planner's): FGD's integer score int(100 sigmoid((Fgd(n) - Fgd(n')) / 1000))
+  first, the stream difference F(n) - F(n') breaking its ties (``FGD_WEIGHT``);
+- 0: the stream difference alone.
+
+A shared pod tries every GPU that fits (best score, lowest index on ties), multi-GPU
+pods take the lowest-index free GPUs, ties between nodes go to the smallest
+``node_rank``. ``T`` and ``S`` are the FGD typical pods and the stream targets, each a
+tuple ``(cpu, milli, ngpu, mask, p)``.
 
 Arrays are as in ``openb.py``; ``openb_batch_ref.py`` holds the plain-Python reference.
 """
@@ -26,8 +32,17 @@ Arrays are as in ``openb.py``; ``openb_batch_ref.py`` holds the plain-Python ref
 import numpy as np
 from numba import njit
 
-from .openb import MAX_GPUS, MILLI, apply_placement, exclusive_gpus, fits_summary, gpu_request, node_frag, \
-    node_summaries, update_summary
+from .openb import (
+    MAX_GPUS,
+    MILLI,
+    apply_placement,
+    exclusive_gpus,
+    fits_summary,
+    gpu_request,
+    node_frag,
+    node_summaries,
+    update_summary,
+)
 
 BIG = np.int64(1) << 40
 
@@ -59,17 +74,12 @@ def stream_frag(cpu_n, gpu_row, count, model_n, typ_cpu, typ_milli, typ_ngpu, ty
     return frag
 
 
-@njit(cache=True)
-def stream_frags(cpu_free, gpu_free, gpu_count, model, typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p):
-    """``stream_frag`` of every node (float64[n])."""
-    out = np.empty(cpu_free.shape[0], dtype=np.float64)
-    for n in range(cpu_free.shape[0]):
-        out[n] = stream_frag(cpu_free[n], gpu_free[n], gpu_count[n], model[n],
-                             typ_cpu, typ_milli, typ_ngpu, typ_mask, typ_p)
-    return out
-
-
 FGD_WEIGHT = 1.0e6  # hybrid mode: one FGD score point outweighs any stream difference
+
+
+@njit(cache=True)
+def _fgd_int(fgd_before, fgd_after):
+    return int(100.0 * (1.0 / (1.0 + np.exp(-((fgd_before - fgd_after) / 1000.0)))))
 
 
 @njit(cache=True)
@@ -78,8 +88,7 @@ def _score(fgd_before, fgd_after, sf_before, sf_after, mode):
     d = sf_before - sf_after
     if mode == 0:
         return d
-    f = int(100.0 * (1.0 / (1.0 + np.exp(-((fgd_before - fgd_after) / 1000.0)))))
-    return f * FGD_WEIGHT + d
+    return _fgd_int(fgd_before, fgd_after) * FGD_WEIGHT + d
 
 
 @njit(cache=True)
@@ -90,8 +99,24 @@ def _frags_after(cpu_after, row, count, model_n, T, S):
 
 
 @njit(cache=True)
-def _sf_node(cpu_free, gpu_free, gpu_count, model, n, ff_n, sf_n, cpu, ngpu, milli, T, S, mode, row):
-    """``(score, gpus)`` of feasible node ``n``; ``row`` is scratch int64[8]."""
+def _option(cpu_after, row, count, model_n, ff_n, sf_n, T, S, mode, floor_int):
+    """Score of one option; in hybrid mode -inf without computing the stream term when
+    its FGD int score is below ``floor_int`` (it cannot win: |stream diff| << FGD_WEIGHT)."""
+    if mode == 1:
+        fa = node_frag(cpu_after, row, count, model_n, T[0], T[1], T[2], T[3], T[4])
+        f = _fgd_int(ff_n, fa)
+        if f < floor_int:
+            return -np.inf
+        sa = stream_frag(cpu_after, row, count, model_n, S[0], S[1], S[2], S[3], S[4])
+        return f * FGD_WEIGHT + (sf_n - sa)
+    fa, sa = _frags_after(cpu_after, row, count, model_n, T, S)
+    return _score(ff_n, fa, sf_n, sa, mode)
+
+
+@njit(cache=True)
+def _sf_node(cpu_free, gpu_free, gpu_count, model, n, ff_n, sf_n, cpu, ngpu, milli, T, S, mode, floor_int, row):
+    """``(score, gpus)`` of feasible node ``n`` (score -inf if, in hybrid mode, no option
+    reaches FGD int score ``floor_int``); ``row`` is scratch int64[8]."""
     count = gpu_count[n]
     for g in range(MAX_GPUS):
         row[g] = gpu_free[n, g]
@@ -101,8 +126,7 @@ def _sf_node(cpu_free, gpu_free, gpu_count, model, n, ff_n, sf_n, cpu, ngpu, mil
         for g in range(count):
             if (gpus >> g) & 1:
                 row[g] -= MILLI
-        fa, sa = _frags_after(cpu_after, row, count, model[n], T, S)
-        return _score(ff_n, fa, sf_n, sa, mode), gpus
+        return _option(cpu_after, row, count, model[n], ff_n, sf_n, T, S, mode, floor_int), gpus
     best_s = -np.inf
     best_g = -1
     for g in range(count):
@@ -117,12 +141,13 @@ def _sf_node(cpu_free, gpu_free, gpu_count, model, n, ff_n, sf_n, cpu, ngpu, mil
         if dup:
             continue
         row[g] = f - milli
-        fa, sa = _frags_after(cpu_after, row, count, model[n], T, S)
+        s = _option(cpu_after, row, count, model[n], ff_n, sf_n, T, S, mode, floor_int)
         row[g] = f
-        s = _score(ff_n, fa, sf_n, sa, mode)
-        if s > best_s:
+        if best_g < 0 or s > best_s:
             best_s = s
             best_g = g
+            if mode == 1 and s > -np.inf:
+                floor_int = max(floor_int, int(np.round(s / FGD_WEIGHT)))
     return best_s, 1 << best_g
 
 
@@ -135,7 +160,9 @@ def place_cached(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, ffra
     for n in range(cpu_free.shape[0]):
         if not fits_summary(cpu_free[n], mem_free[n], gmax[n], nfull[n], model[n], cpu, mem, ngpu, milli, mask):
             continue
-        s, b = _sf_node(cpu_free, gpu_free, gpu_count, model, n, ffrag[n], sfrag[n], cpu, ngpu, milli, T, S, mode, row)
+        floor_int = int(np.round(best_s / FGD_WEIGHT)) if best >= 0 and best_s > -np.inf else -1
+        s, b = _sf_node(cpu_free, gpu_free, gpu_count, model, n, ffrag[n], sfrag[n], cpu, ngpu, milli, T, S, mode,
+                        floor_int, row)
         if best < 0 or s > best_s or (s == best_s and node_rank[n] < node_rank[best]):
             best, best_s, best_b = n, s, b
     return best, best_b

@@ -30,20 +30,29 @@ import numpy as np
 from agentic_sched.kernels import openb as K
 from agentic_sched.kernels import openb_batch as KB
 
-from .openb import OpenbData, Outcome, PlacementPolicy, Workload, credit_at_batch_end, placed_by_arrival
+from .openb import (
+    OpenbData,
+    Outcome,
+    PlacementPolicy,
+    Workload,
+    credit_at_batch_end,
+    placed_by_arrival,
+)
 
 MODE_STREAM = 0
 MODE_HYBRID = 1
 
 
-def stream_targets(data: OpenbData) -> tuple[np.ndarray, ...]:
+def stream_targets(data: OpenbData, multi_weight: float = 8.0) -> tuple[np.ndarray, ...]:
     """``(cpu, milli, ngpu, mask, p)`` of the stream targets: FGD's typical pods plus every
-    multi-GPU (cpu, ngpu) shape of the original pod list; p by frequency, summing to 1."""
+    multi-GPU (cpu, ngpu) shape of the original pod list; p by frequency, multi-GPU shapes
+    weighted ``multi_weight`` x ngpu x more (a whole node lost to a stray pod blocks every
+    future k-GPU pod), summing to 1."""
     ty = data.typical
     keys = list(zip(ty.cpu.tolist(), ty.milli.tolist(), ty.ngpu.tolist(), strict=True))
     cnt = Counter(zip(data.pod_cpu.tolist(), data.pod_milli.tolist(), data.pod_ngpu.tolist(), strict=True))
     keys += sorted(k for k in cnt if k[2] > 1 and k not in keys)
-    p = np.array([cnt[k] for k in keys], dtype=np.float64)
+    p = np.array([cnt[k] * (multi_weight * k[2] if k[2] > 1 else 1.0) for k in keys], dtype=np.float64)
     col = lambda j: np.array([k[j] for k in keys], dtype=np.int64)  # noqa: E731
     ngpu = col(2)
     return (col(0), np.where(ngpu == 1, col(1), K.MILLI * (ngpu > 0)), ngpu,
@@ -63,13 +72,14 @@ def planner_order_keys(data: OpenbData, wl: Workload, orders: int) -> np.ndarray
     return np.array(keys[:max(orders, 1)])
 
 
-def planner_policy(batch: int = 64, orders: int = 4, mode: int = MODE_HYBRID,
-                   credit: str = "arrival") -> PlacementPolicy:
+def planner_policy(batch: int = 64, orders: int = 8, mode: int = MODE_HYBRID,
+                   credit: str = "arrival", multi_weight: float = 8.0) -> PlacementPolicy:
     """The batched joint planner as a ``PlacementPolicy``.
 
     ``batch`` arrivals per planning step, ``orders`` candidate orders per batch
     (``planner_order_keys``), ``mode`` MODE_HYBRID (FGD score, stream fragmentation on
-    ties) or MODE_STREAM (stream fragmentation only). ``credit``: 'arrival' counts a
+    ties) or MODE_STREAM (stream fragmentation only); ``multi_weight`` see
+    ``stream_targets``. ``credit``: 'arrival' counts a
     placement at its own arrival index, 'batch_end' only once its batch has arrived.
     Raises ValueError for an unknown ``mode`` or ``credit``.
     """
@@ -79,10 +89,10 @@ def planner_policy(batch: int = 64, orders: int = 4, mode: int = MODE_HYBRID,
     def run(data: OpenbData, wl: Workload) -> Outcome:
         cpu, mem, gpu = data.empty_cluster()
         node, gpus = KB.replay_planner(cpu, mem, gpu, data.node_gpus, data.node_model, wl.node_rank,
-                                       *wl.pod_arrays(data), data.typical.arrays(), stream_targets(data),
+                                       *wl.pod_arrays(data), data.typical.arrays(), stream_targets(data, multi_weight),
                                        mode, batch, planner_order_keys(data, wl, orders))
         out = placed_by_arrival(data, wl, node, gpus)
         return credit_at_batch_end(out, batch) if credit == "batch_end" else out
 
-    run.__name__ = f"planner(batch={batch}, orders={orders}, mode={mode}, credit={credit})"
+    run.__name__ = f"planner(batch={batch}, orders={orders}, mode={mode}, credit={credit}, multi_weight={multi_weight})"
     return run
