@@ -40,7 +40,7 @@ def resolve(name: Any) -> PlanFn:
     if name in GREEDY:
         return GREEDY[name].plan
     try:
-        from .planners import get_planner  # type: ignore[attr-defined]
+        from .planners import get_planner
     except ImportError:
         raise ValueError(f"unknown planner {name!r} (available: {', '.join(GREEDY)})") from None
     return get_planner(name).plan

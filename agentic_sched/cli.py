@@ -99,8 +99,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     violations = validate(problem, plan)
     for v in violations:
         print(f"violation {v}")
-    for k, v in cost(problem, plan).items():
-        print(f"{k:<12} {v:.6g}")
+    for k, amount in cost(problem, plan).items():
+        print(f"{k:<12} {amount:.6g}")
     print("VALID" if not violations else f"INVALID: {len(violations)} violation(s)")
     return 0 if not violations else 1
 
