@@ -91,7 +91,9 @@ class Resources:
         return len(self.items)
 
 
-def _freeze_labels(value: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
+def _freeze_labels(
+    value: Mapping[str, str] | tuple[tuple[str, str], ...] | None,
+) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     if isinstance(value, tuple):
@@ -100,7 +102,7 @@ def _freeze_labels(value: Mapping[str, str] | None) -> tuple[tuple[str, str], ..
 
 
 def _freeze_requires(
-    value: Mapping[str, str | Iterable[str]] | None,
+    value: Mapping[str, str | Iterable[str]] | tuple[tuple[str, tuple[str, ...]], ...] | None,
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if value is None:
         return ()
