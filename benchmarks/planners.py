@@ -9,6 +9,7 @@ wall time. Times are wall-clock on whatever machine runs it (measure, don't asse
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -17,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from agentic_sched.kernels import astar as KA
 
 from agentic_sched import cost, example_problem, generate_problem, validate
-from agentic_sched.kernels import astar as KA
 from agentic_sched.planners import get_planner, repair
 
 HERE = Path(__file__).resolve().parent
@@ -71,8 +72,8 @@ def kernel_speedup(repeats: int = 3) -> list[dict]:
         elig = np.ones((T, W), dtype=bool)
         args = (iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare, rel, dur, elig)
         KA.expand(*args)  # compile / load cache
-        fast = min(_time(lambda: KA.expand(*args), 100) for _ in range(repeats))
-        slow = min(_time(lambda: KA.expand_ref(*args), 2) for _ in range(repeats))
+        fast = min(_time(functools.partial(KA.expand, *args), 100) for _ in range(repeats))
+        slow = min(_time(functools.partial(KA.expand_ref, *args), 2) for _ in range(repeats))
         out.append({"kernel": "astar.expand", "tasks": T, "intervals": m, "workers": W,
                     "numba_us": fast * 1e6, "python_us": slow * 1e6, "speedup": slow / fast})
     return out

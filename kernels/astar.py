@@ -174,7 +174,7 @@ def child_starts_ref(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare,
         for t in sorted({release} | {en[k] for k in mine if en[k] > release}):
             points = [t] + [st[k] for k in mine if t < st[k] < t + dur[w] - EPS]
 
-            def use(p, col, rows):
+            def use(p, col, rows, mine=mine):
                 return sum(rows[k][col] for k in mine if st[k] <= p + EPS and p < en[k] - EPS)
 
             if any(use(p, r, dem) + tdem[r] > cap[w][r] + EPS * max(1.0, cap[w][r])

@@ -53,7 +53,7 @@ def compact_rows_ref(T, U, n):
         segs = []
         for k in range(int(n[w])):
             row = [0.0 if abs(x) < EPS else float(x) for x in U[w, k]]
-            if segs and all(abs(x - y) <= EPS for x, y in zip(row, segs[-1][1])):
+            if segs and all(abs(x - y) <= EPS for x, y in zip(row, segs[-1][1], strict=True)):
                 continue
             segs.append((float(T[w, k]), row))
         for k, (t, row) in enumerate(segs):

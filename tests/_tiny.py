@@ -6,8 +6,19 @@ import itertools
 import math
 import random
 
-from agentic_sched import (Assignment, Device, GpuDemand, Plan, Problem, RunningWork, Task,
-                           Unassigned, Weights, Worker, cost)
+from agentic_sched import (
+    Assignment,
+    Device,
+    GpuDemand,
+    Plan,
+    Problem,
+    RunningWork,
+    Task,
+    Unassigned,
+    Weights,
+    Worker,
+    cost,
+)
 
 EPS = 1e-9
 

@@ -9,10 +9,12 @@ if str(_Path(__file__).parent) not in _sys.path:
     _sys.path.insert(0, str(_Path(__file__).parent))
 
 from testbed.fixtures import docker_daemon, libvirt_qemu, sshd_hosts  # noqa: E402,F401
+
 # --- end testbed ------------------------------------------------------------------------
 
 
 # --- runtime (scheduler) tests: anyio on asyncio ----------------------------------------
+# isort: split
 import pytest as _pytest  # noqa: E402
 
 

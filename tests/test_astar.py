@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _tiny import exhaustive, tiny_problem
+from agentic_sched.kernels import astar as KA
 
 from agentic_sched import validate
-from agentic_sched.kernels import astar as KA
 from agentic_sched.planners import AStarPlanner
 
 
