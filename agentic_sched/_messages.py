@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ._spec import TERMINAL
 from .agents import protocol
 from .applier import Applier, log
 from .registry import WorkerState
@@ -87,7 +88,8 @@ def _attempt_message(ap: Applier, w: WorkerState, msg: dict[str, Any]) -> None:
         cur = "" if rec is None else f" (current attempt {rec.attempt} on {rec.worker}, {rec.state})"
         ap.ignore(w.spec.id, what, f"{kind} for {tid}#{attempt}{cur}")
         if kind == "finished":
-            ap.send(w.spec.id, protocol.make("forget", task=tid, attempt=attempt))
+            final = rec is not None and rec.state in TERMINAL and rec.attempt == attempt
+            ap.send(w.spec.id, ap.forget_msg(w.spec.id, tid, attempt, final))
         elif kind == "started" and (rec is None or rec.attempt != attempt or rec.state != "cancelled"):
             ap.send(w.spec.id, protocol.make("cancel", task=tid, attempt=attempt, reason="stale attempt"))
         return
@@ -110,10 +112,12 @@ def _attempt_message(ap: Applier, w: WorkerState, msg: dict[str, Any]) -> None:
 
 def _finished(ap: Applier, w: WorkerState, rec: Any, msg: dict[str, Any]) -> None:
     status, reason = msg["status"], msg.get("reason", "")
-    if status == "succeeded":
+    if status == "preempted" or (status == "cancelled" and rec.id in ap.preempting):
+        ap.preempted(rec, w.spec.id, reason)
+    elif status == "succeeded":
         ap.finish(rec, "done", f"succeeded on {w.spec.id}", result=msg)
     elif status in ("failed", "timeout", "error"):
         ap.finish(rec, "failed", f"{status} on {w.spec.id}: {reason}", result=msg)
     else:  # cancelled without a user cancel (agent shutdown) or lost (agent restarted mid-run)
         ap.requeue(rec, status, f"attempt {status} on {w.spec.id}: {reason}", "lost" if status == "lost" else "released")
-    ap.send(w.spec.id, protocol.make("forget", task=rec.id, attempt=msg["attempt"]))
+    ap.send(w.spec.id, ap.forget_msg(w.spec.id, rec.id, msg["attempt"], rec.state in TERMINAL))

@@ -30,7 +30,7 @@ STATES = ("pending", "reserved", "running", "done", "failed", "cancelled")
 TERMINAL = frozenset({"done", "failed", "cancelled"})
 
 _TASK_KEYS = {"id", "argv", "env", "cwd", "timeout", "runtime", "options", "demand", "gpu", "duration",
-              "release", "deadline", "priority", "requires", "max_attempts"}
+              "release", "deadline", "priority", "requires", "max_attempts", "preemptible"}
 
 
 @attrs.frozen(hash=False)
@@ -40,7 +40,14 @@ class TaskSpec:
     ``runtime`` is ``process`` (``argv`` run directly, never through a shell) or
     ``noop`` (completes at once, for overhead measurements); ``docker``/``vm`` pass
     ``options`` (``image``, ``template`` ...) through to agents that provide them.
-    ``max_attempts`` bounds re-runs after a worker is lost or an attempt is released.
+    ``max_attempts`` bounds re-runs after a worker is lost or an attempt is released
+    (preemptions do not count against it).
+
+    ``preemptible`` lets the scheduler stop a running attempt for a waiting task of
+    strictly higher priority (SIGTERM, then SIGKILL after
+    ``SchedulerConfig.preempt_grace_s``); the task then goes back to pending and
+    resumes as a new attempt. Every attempt sees the same directory in
+    ``$AGSCHED_CHECKPOINT_DIR`` to save and resume from (docs/preemption.md).
     """
 
     argv: tuple[str, ...] = attrs.field(converter=tuple, default=())
@@ -58,6 +65,7 @@ class TaskSpec:
     priority: float = 1.0
     requires: Mapping[str, str | list[str]] = attrs.field(factory=dict)
     max_attempts: int = 3
+    preemptible: bool = False
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> TaskSpec:
@@ -77,6 +85,8 @@ class TaskSpec:
         d["env"], d["options"], d["demand"], d["requires"] = (
             dict(self.env), dict(self.options), dict(self.demand), dict(self.requires))
         d["gpu"] = None if self.gpu is None else dict(self.gpu)
+        if not self.preemptible:  # specs stored before the field existed compare equal
+            del d["preemptible"]
         return d
 
 
@@ -108,6 +118,11 @@ def check_spec(spec: TaskSpec, task_id: str, submitted: float) -> Task:
     if spec.timeout is not None and (not isinstance(spec.timeout, (int, float)) or not spec.timeout > 0
                                      or not math.isfinite(spec.timeout)):
         raise InvalidProblem("task.timeout", f"must be a finite number > 0, got {spec.timeout!r}")
+    if not isinstance(spec.preemptible, bool):
+        raise InvalidProblem("task.preemptible", f"expected true or false, got {spec.preemptible!r}")
+    if spec.preemptible and spec.runtime == "vm":
+        raise InvalidProblem("task.preemptible", "vm tasks cannot be preempted: the vm runtime has no "
+                             "checkpoint/resume (a stopped guest would lose its work); submit it non-preemptible")
     if not isinstance(spec.max_attempts, int) or spec.max_attempts < 1:
         raise InvalidProblem("task.max_attempts", f"must be an integer >= 1, got {spec.max_attempts!r}")
     if not isinstance(task_id, str) or not task_id or len(task_id) > 200:
@@ -196,6 +211,7 @@ class TaskStatus:
     started: float | None = None
     finished: float | None = None
     deadline: float | None = None
+    preemptions: int = 0        # attempts of this task ended by preemption
 
     @property
     def terminal(self) -> bool:

@@ -9,6 +9,12 @@ Fencing: an attempt is ``(task, attempt number)``; the number grows with every
 reservation. A message about any other attempt than a task's current one on that
 worker is ignored with a logged reason (a late ``started`` gets its run cancelled, a
 late ``finished`` is only ``forget``-ed), so an old attempt can never complete a task.
+
+Preemption (``preempt_for``, after each round): a task the round could not start
+may stop running ``preemptible`` attempts of strictly lower priority on one worker
+(victims chosen by ``_preempt.choose_victims``); each victim is sent ``preempt``
+(SIGTERM, ``preempt_grace_s``, SIGKILL) and, when its agent reports the attempt
+ended, the task is requeued as a new attempt. Planners never see any of this.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import anyio
 import attrs
 
+from ._preempt import Host, Running, choose_victims
 from ._spec import TERMINAL, TaskStatus
 from .agents import protocol
 from .events import Event, EventBus
@@ -35,16 +42,21 @@ log = logging.getLogger("agentic_sched.scheduler")
 
 class Applier:
     def __init__(self, store: Store, registry: Registry, bus: EventBus, metrics: Metrics,
-                 reserve_ttl_s: float) -> None:
+                 reserve_ttl_s: float, *, preemption: bool = True, preempt_grace_s: float = 10.0,
+                 preempt_min_wait_s: float = 0.0) -> None:
         self.store, self.registry, self.bus, self.metrics = store, registry, bus, metrics
         self.reserve_ttl_s = reserve_ttl_s
+        self.preemption, self.preempt_grace_s = preemption, preempt_grace_s
+        self.preempt_min_wait_s = preempt_min_wait_s
+        # victim task id -> (preemptor id, reason, monotonic time of the decision)
+        self.preempting: dict[str, tuple[str, str, float]] = {}
         self.lock = anyio.Lock()
         self.tasks: dict[str, TaskRecord] = {}
         self.pending: dict[str, TaskRecord] = {}
         self.attempts: dict[tuple[str, int], AttemptRecord] = {}   # live (reserved/running) attempts
         self.sent_at: dict[tuple[str, int], float] = {}             # monotonic time of last assign
         self.waiters: dict[str, anyio.Event] = {}
-        self.counts = {"lost": 0, "rescheduled": 0, "released": 0, "rejected": 0, "ignored": 0}
+        self.counts = {"lost": 0, "rescheduled": 0, "released": 0, "rejected": 0, "ignored": 0, "preempted": 0}
         self.predictor: RuntimePredictor | None = None  # learned durations (SchedulerConfig.predict_runtimes)
         self.planned: dict[str, float] = {}  # task id -> predicted duration it was planned with
         self.seq = 0
@@ -144,7 +156,8 @@ class Applier:
 
     def status(self, rec: TaskRecord) -> TaskStatus:
         return TaskStatus(rec.id, rec.state, rec.attempt, rec.worker, rec.reason, rec.exit_code, rec.runtime_s,
-                          rec.stdout, rec.stderr, rec.submitted, rec.started, rec.finished, rec.model.deadline)
+                          rec.stdout, rec.stderr, rec.submitted, rec.started, rec.finished, rec.model.deadline,
+                          rec.preemptions)
 
     def device_shares(self, rec: TaskRecord, devices: tuple[int, ...] | None = None) -> dict[int, float]:
         devs = rec.devices if devices is None else devices
@@ -173,6 +186,8 @@ class Applier:
                              env=dict(s.env), cwd=s.cwd, timeout_s=s.timeout, options=dict(s.options))
 
     def _end_attempt(self, rec: TaskRecord, state: str, reason: str) -> None:
+        if self.preempting.pop(rec.id, None) is not None and state != "preempted":
+            self.metrics.preemptions.labels("finished_first").inc()
         key = (rec.id, rec.attempt)
         att = self.attempts.pop(key, None)
         self.sent_at.pop(key, None)
@@ -186,13 +201,14 @@ class Applier:
                 self._drained.append(w)
         self.kick(replan=True)
 
-    def requeue(self, rec: TaskRecord, attempt_state: str, reason: str, event: str) -> None:
+    def requeue(self, rec: TaskRecord, attempt_state: str, reason: str, event: str, **data: Any) -> None:
         """End the current attempt and put the task back in the queue (or fail it when
-        its attempts are used up). A new reservation gets a new attempt number."""
+        its attempts are used up; preempted attempts do not count). A new reservation
+        gets a new attempt number."""
         worker = rec.worker
         self._end_attempt(rec, attempt_state, reason)
-        self.emit(event, rec, worker=worker, reason=reason)
-        if rec.attempt >= rec.spec.max_attempts:
+        self.emit(event, rec, worker=worker, reason=reason, **data)
+        if rec.attempt - rec.preemptions >= rec.spec.max_attempts:
             self.finish(rec, "failed", f"gave up after {rec.attempt} attempt(s); last: {reason}", end=False)
             return
         rec.state, rec.worker, rec.devices = "pending", None, ()
@@ -222,6 +238,25 @@ class Applier:
         self._finished.append(rec.id)
         self.emit({"done": "finished"}.get(state, state), rec, reason=reason, exit_code=rec.exit_code)
         self.metrics.outcomes.labels(state).inc()
+
+    def preempted(self, rec: TaskRecord, worker: str, detail: str) -> None:
+        """The agent reports the attempt stopped by a preemption: requeue it as such."""
+        decided = self.preempting.get(rec.id)
+        reason = decided[1] if decided is not None else (detail or "preempted")
+        latency = None if decided is None else time.monotonic() - decided[2]
+        if latency is not None:
+            self.metrics.preempt_latency.observe(latency)
+        rec.preemptions += 1
+        self.counts["preempted"] += 1
+        self.metrics.preemptions.labels("preempted").inc()
+        self.requeue(rec, "preempted", f"{reason} on {worker}", "preempted",
+                     preemptor=None if decided is None else decided[0], latency_s=latency)
+
+    def forget_msg(self, worker_id: str, task: str, attempt: int, final: bool) -> dict[str, Any]:
+        """``forget``; ``final`` (the task is over: its checkpoint may go) if the agent knows it."""
+        w = self.registry.get(worker_id)
+        final = final and w is not None and "preempt" in (w.facts.get("features") or ())
+        return protocol.make("forget", task=task, attempt=attempt, final=True if final else None)
 
     def cancel(self, rec: TaskRecord, reason: str) -> None:
         if rec.state in TERMINAL:
@@ -279,10 +314,12 @@ class Applier:
         start or release), or None. Rejections are recorded as the task's reason."""
         now = self.clock()
         next_start: float | None = None
+        waiting: list[TaskRecord] = []   # could not start now although due: preemption may help
         for u in plan.unassigned:
             rec = self.pending.get(u.task)
             if rec is not None:
                 rec.reason = f"unschedulable: {u.reason}"
+                waiting.append(rec)
         for a in plan.assignments:
             rec = self.pending.get(a.task)
             if rec is None or rec.version != versions.get(a.task):
@@ -290,6 +327,10 @@ class Applier:
             if a.start > now + slack_s:
                 rec.reason = f"planned on {a.worker} at t={a.start:.2f} (in {a.start - now:.2f}s): {plan.planner}"
                 next_start = a.start if next_start is None else min(next_start, a.start)
+                d = rec.model.deadline
+                if (rec.model.release or 0.0) <= now and (a.start - now > self.preempt_min_wait_s or (
+                        d is not None and a.end > d)):
+                    waiting.append(rec)
                 continue
             w = self.registry.get(a.worker)
             if w is None or not w.schedulable:
@@ -299,11 +340,68 @@ class Applier:
             why = w.fits_now(rec.model.demand.as_dict(), self.device_shares(rec, tuple(a.devices)))
             if why is not None:  # capacity frees on a finish, which triggers the next round
                 rec.reason = f"plan check failed: {why}"
+                waiting.append(rec)
                 continue
             self.reserve(rec, w, tuple(a.devices))
+        if self.preemption and waiting:
+            self.preempt_for(waiting)
         self.emit("planned", reason=plan.detail, planner=plan.planner, status=plan.status,
                   assigned=len(plan.assignments), unassigned=len(plan.unassigned), elapsed_s=plan.elapsed_s)
         return next_start
+
+    # ------------------------------------------------------------------ preemption
+    def preempt_for(self, waiting: list[TaskRecord]) -> None:
+        """Stop lower-priority preemptible attempts for ``waiting`` tasks (most urgent first),
+        at most one decision per task while its victims are still stopping."""
+        low = min((self.tasks[t].model.priority for t in self._preemptible_running()), default=None)
+        if low is None:
+            return
+        now = self.clock()
+        busy = {p for p, _, _ in self.preempting.values()}
+        waiting = sorted(waiting, key=lambda r: (-r.model.priority, math.inf if r.model.deadline is None
+                                                 else r.model.deadline, r.seq))
+        for rec in waiting:
+            if rec.model.priority <= low or rec.id in busy or rec.id not in self.pending:
+                continue
+            if rec.model.gpu is not None:
+                continue  # GPU devices are not modelled by victim selection: never preempt for them
+            hosts = [self._host(w) for w in self.registry.workers.values()
+                     if w.schedulable and all(w.model.label(k) in allowed for k, allowed in rec.model.requires)]
+            choice = choose_victims(rec.model.demand.as_dict(), rec.model.priority, hosts, now)
+            if choice is None:
+                continue
+            reason = f"preempted by {rec.id} (priority {rec.model.priority:g})"
+            for vid in choice.victims:
+                self._preempt(self.tasks[vid], rec, reason)
+            rec.reason = (f"waiting for {len(choice.victims)} preempted task(s) on {choice.worker} to stop: "
+                          f"{', '.join(choice.victims)}")
+            busy.add(rec.id)
+
+    def _preemptible_running(self) -> list[str]:
+        return [tid for w in self.registry.workers.values() if w.schedulable for tid in w.holding
+                if self.tasks[tid].spec.preemptible and tid not in self.preempting]
+
+    def _host(self, w: WorkerState) -> Host:
+        running = [Running(tid, r.model.priority, r.model.demand.as_dict(),
+                           r.spec.preemptible and tid not in self.preempting, r.started)
+                   for tid in sorted(w.holding) for r in (self.tasks[tid],)]
+        return Host(w.spec.id, w.effective_capacity().capacity.as_dict(), dict(w.used), running)
+
+    def _preempt(self, victim: TaskRecord, by: TaskRecord, reason: str) -> None:
+        assert victim.worker is not None
+        self.preempting[victim.id] = (by.id, reason, time.monotonic())
+        victim.reason = f"stopping: {reason}; grace {self.preempt_grace_s:g}s"
+        self.touch(victim)
+        w = self.registry.get(victim.worker)
+        if w is not None and "preempt" in (w.facts.get("features") or ()):
+            msg = protocol.make("preempt", task=victim.id, attempt=victim.attempt,
+                                grace_s=float(self.preempt_grace_s), reason=reason)
+        else:  # an agent without preemption support: a plain cancel (no grace period)
+            msg = protocol.make("cancel", task=victim.id, attempt=victim.attempt, reason=reason)
+        self.send(victim.worker, msg)
+        self.emit("preempting", victim, reason=reason, preemptor=by.id, priority=by.model.priority,
+                  grace_s=self.preempt_grace_s)
+        self.metrics.preemptions.labels("requested").inc()
 
     # ------------------------------------------------------------------ workers
     def worker_lost(self, w: WorkerState, reason: str) -> None:

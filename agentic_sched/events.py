@@ -1,6 +1,8 @@
 """Scheduler events and the fan-out to subscribers.
 
-``Event.kind`` is one of ``EVENT_KINDS``. Subscribers get an async iterator with a
+``Event.kind`` is one of ``EVENT_KINDS``. Preemption: ``preempting`` when the applier
+decides to stop an attempt (``data``: ``preemptor``, ``priority``, ``grace_s``),
+``preempted`` when that attempt has ended and the task is pending again. Subscribers get an async iterator with a
 bounded buffer; a subscriber that falls ``buffer`` events behind loses the newest
 events (counted in ``Subscription.dropped``) rather than slowing the scheduler.
 """
@@ -17,7 +19,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 EVENT_KINDS = (
     "submitted", "planned", "reserved", "started", "finished", "failed", "cancelled", "lost",
     "released", "rejected", "worker_up", "worker_down", "worker_lost", "planner_fallback",
-    "predictor_fitted",
+    "predictor_fitted", "preempting", "preempted",
 )
 
 

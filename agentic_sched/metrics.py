@@ -31,6 +31,12 @@ class Metrics:
         self.ignored = Counter("agentic_sched_ignored_messages_total",
                                "Worker messages ignored (malformed, stale attempt, unknown worker)",
                                ["reason"], registry=r)
+        self.preemptions = Counter("agentic_sched_preemptions_total",
+                                   "Attempts stopped for a higher-priority task, by outcome "
+                                   "(requested, preempted, finished_first)", ["outcome"], registry=r)
+        self.preempt_latency = Histogram(
+            "agentic_sched_preempt_latency_seconds", "Preemption decision to the victim's reported exit",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
         self._server = None
 
     def exposition(self) -> bytes:

@@ -55,6 +55,12 @@ class SchedulerConfig:
     ``replan_on_worker_events``), and when a delayed start falls due; one round plans
     at most ``batch_max`` tasks. ``planner`` is a planner name run with
     ``plan_budget_s``; on errors/overruns the round falls back to greedy.
+
+    Preemption (``preemption``): a task that a round cannot start now (unassigned, a
+    failed plan check, or planned more than ``preempt_min_wait_s`` later / past its
+    deadline) stops running ``TaskSpec.preemptible`` attempts of strictly lower priority
+    on one worker; they get SIGTERM, ``preempt_grace_s`` to checkpoint, then SIGKILL,
+    and are requeued (docs/preemption.md).
     """
 
     state_dir: str
@@ -76,6 +82,9 @@ class SchedulerConfig:
     predict_runtimes: bool = True   # learn durations from finished tasks (predict.py)
     predict_min_samples: int = 20
     predict_refit_every: int = 50
+    preemption: bool = True         # stop lower-priority preemptible attempts for waiting tasks
+    preempt_grace_s: float = 10.0   # SIGTERM -> SIGKILL: the victim's time to write its checkpoint
+    preempt_min_wait_s: float = 0.0  # a task planned to start within this does not preempt
 
 
 @attrs.frozen(eq=False)
@@ -132,7 +141,9 @@ class Scheduler:
         cfg = self.config
         Path(cfg.state_dir).mkdir(parents=True, exist_ok=True)
         self._store = await Store.open(str(Path(cfg.state_dir) / "scheduler.db"))
-        self._ap = Applier(self._store, self._registry, self._bus, self.metrics, cfg.reserve_ttl_s)
+        self._ap = Applier(self._store, self._registry, self._bus, self.metrics, cfg.reserve_ttl_s,
+                           preemption=cfg.preemption, preempt_grace_s=cfg.preempt_grace_s,
+                           preempt_min_wait_s=cfg.preempt_min_wait_s)
         self._runner = PlannerRunner(cfg.planner, cfg.plan_budget_s, self.metrics, self._on_fallback,
                                      max_failures=cfg.planner_max_failures, cooldown_s=cfg.planner_cooldown_s)
         records, workers = await self._store.load()
@@ -296,7 +307,8 @@ class Scheduler:
         return self._last_plan
 
     def counts(self) -> dict[str, int]:
-        """Tasks per state plus attempt counters ``lost``, ``rescheduled``, ``released``, ``rejected``, ``ignored``."""
+        """Tasks per state plus attempt counters ``lost``, ``rescheduled``, ``released``, ``rejected``,
+        ``ignored``, ``preempted``."""
         out = dict.fromkeys(("pending", "reserved", "running", "done", "failed", "cancelled"), 0)
         for rec in self._ap.tasks.values():
             out[rec.state] += 1

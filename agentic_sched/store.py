@@ -69,6 +69,7 @@ class TaskRecord:
     finished: float | None = None
     devices: tuple[int, ...] = ()   # GPU devices held on ``worker``
     version: int = 0            # bumped on every change: plans check it before applying
+    preemptions: int = 0        # attempts ended by preemption (restored from the attempts table)
 
     def row(self) -> tuple[Any, ...]:
         return (self.id, self.seq, self.spec_json, self.state, self.attempt, self.worker, self.reason,
@@ -81,7 +82,8 @@ class AttemptRecord:
     task: str
     attempt: int
     worker: str
-    state: str                  # reserved, running, succeeded, failed, timeout, cancelled, lost, released, rejected, error
+    state: str                  # reserved, running, succeeded, failed, timeout, cancelled, lost, released, rejected,
+                                # error, preempted
     reserved: float
     started: float | None = None
     ended: float | None = None
@@ -146,6 +148,10 @@ class Store:
             model = check_spec(spec, tid, submitted)
             tasks.append(TaskRecord(tid, seq, spec, spec_json, model, state, attempt, worker, reason, code, rt,
                                     out, err, submitted, reserved, started, finished, tuple(json.loads(devices))))
+        preempted = dict(self._conn.execute(
+            "SELECT task, COUNT(*) FROM attempts WHERE state='preempted' GROUP BY task").fetchall())
+        for rec in tasks:
+            rec.preemptions = int(preempted.get(rec.id, 0))
         workers = [WorkerRow(WorkerSpec(**json.loads(spec)), state, reason)
                    for spec, state, reason in self._conn.execute("SELECT spec, state, reason FROM workers")]
         return tasks, workers

@@ -4,6 +4,7 @@ Run as ``python -m agentic_sched.agents.agent`` or, with the ``agents/`` directo
 copied to a host, as ``python agent.py``::
 
     agent.py --worker-id w1 --state-dir DIR --socket DIR/agent.sock [--orphan-timeout 60]
+             [--checkpoint-root DIR/checkpoints]
 
 The agent is a long-lived process that outlives a scheduler crash: it listens on a
 unix socket, serves one scheduler connection at a time (a new connection replaces
@@ -11,6 +12,11 @@ the old one), and keeps the outcome of every attempt in its journal until the
 scheduler ``forget``s it, re-sending outcomes after each ``welcome``. With no
 scheduler connected for ``--orphan-timeout`` seconds it cancels its runs and exits.
 ``--stdio`` serves a single session on stdin/stdout instead (for ssh transports).
+
+Checkpoints: every attempt of task T gets ``<checkpoint root>/T`` (created if needed,
+kept across attempts, removed when the scheduler ``forget``s the task's last attempt
+with ``final``) as ``$AGSCHED_CHECKPOINT_DIR``. ``preempt`` stops an attempt with a
+grace period; it is reported as ``finished`` with status ``preempted``.
 
 Imports only the standard library, psutil (optional) and its own modules.
 """
@@ -23,6 +29,7 @@ import contextlib
 import functools
 import os
 import platform
+import shutil
 import signal
 import socket
 import sys
@@ -33,11 +40,11 @@ from typing import Any
 if __package__:
     from . import protocol
     from .journal import Journal
-    from .runtimes import RUNTIMES, Job, Outcome
+    from .runtimes import RUNTIMES, Job, Outcome, checkpoint_path
 else:  # run as a script from a copied agents/ directory
     import protocol  # type: ignore[no-redef]
     from journal import Journal  # type: ignore[no-redef]
-    from runtimes import RUNTIMES, Job, Outcome  # type: ignore[no-redef]
+    from runtimes import RUNTIMES, Job, Outcome, checkpoint_path  # type: ignore[no-redef]
 
 try:
     import psutil
@@ -46,14 +53,17 @@ except ImportError:  # pragma: no cover - psutil is optional on remote hosts
 
 
 class Agent:
-    def __init__(self, worker_id: str, state_dir: str, orphan_timeout: float) -> None:
+    def __init__(self, worker_id: str, state_dir: str, orphan_timeout: float,
+                 checkpoint_root: str | None = None) -> None:
         self.worker_id = worker_id
         self.state_dir = state_dir
+        self.checkpoint_root = checkpoint_root or os.path.join(state_dir, "checkpoints")
         self.orphan_timeout = orphan_timeout
         self.agent_id = uuid.uuid4().hex
         self.journal = Journal(state_dir)
         self.runtimes = {name: cls() for name, cls in RUNTIMES.items()}
         self.running: dict[tuple[str, int], asyncio.Event] = {}   # key -> cancel event
+        self.jobs: dict[tuple[str, int], Job] = {}                # key -> the running job
         self.tasks: set[asyncio.Task[None]] = set()
         self.writer: asyncio.StreamWriter | None = None
         self.heartbeat_s = 0.5
@@ -115,6 +125,7 @@ class Agent:
             self.heartbeat_s = msg["heartbeat_s"]
             facts = _facts()
             facts["labels"] = _labels(facts, self.runtimes)
+            facts["features"] = list(protocol.FEATURES)
             self.send("welcome", worker=self.worker_id, agent_id=self.agent_id, pid=os.getpid(),
                       runtimes=sorted(self.runtimes), facts=facts)
             for result in list(self.journal.results.values()):
@@ -127,10 +138,19 @@ class Agent:
                 self.running[key].set()
             elif not self.journal.known(key):
                 self.journal.cancel(key)  # a late assign of this attempt will never start
+        elif kind == "preempt":
+            key = (msg["task"], msg["attempt"])
+            if key in self.running:
+                self.jobs[key].preempt = {"grace_s": msg["grace_s"], "reason": msg.get("reason", "")}
+                self.running[key].set()
+            elif not self.journal.known(key):
+                self.journal.cancel(key)  # a late assign of this attempt will never start
         elif kind == "forget":
             key = (msg["task"], msg["attempt"])
             if key not in self.running:
                 self.journal.forget(key)
+                if msg.get("final") and not any(t == key[0] for t, _ in self.running):
+                    shutil.rmtree(checkpoint_path(self.checkpoint_root, key[0]), ignore_errors=True)
         elif kind == "shutdown":
             self.stop.set()
 
@@ -153,11 +173,19 @@ class Agent:
         if msg["runtime"] != "noop" and not msg["argv"]:
             self.send("rejected", task=key[0], attempt=key[1], reason="empty argv")
             return
+        ckpt = checkpoint_path(self.checkpoint_root, key[0])
+        try:
+            os.makedirs(ckpt, exist_ok=True)
+        except OSError as exc:
+            self.send("rejected", task=key[0], attempt=key[1], reason=f"cannot create checkpoint dir {ckpt}: {exc}")
+            return
         self.journal.claim(key)
         job = Job(key[0], key[1], list(msg["argv"]), dict(msg.get("env", {})), msg.get("cwd"),
-                  msg.get("timeout_s"), dict(msg.get("options", {})), os.path.join(self.state_dir, "logs"))
+                  msg.get("timeout_s"), dict(msg.get("options", {})), os.path.join(self.state_dir, "logs"),
+                  checkpoint_dir=ckpt)
         cancel = asyncio.Event()
         self.running[key] = cancel
+        self.jobs[key] = job
         task = asyncio.ensure_future(self._run(runtime, job, cancel))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -172,11 +200,14 @@ class Agent:
             out = await runtime.run(job, started, cancel)
         except Exception as exc:  # a runtime bug must not kill the agent
             out = Outcome("error", None, 0.0, f"runtime {runtime.name} failed: {exc!r}")
+        if job.preempt is not None and out.status == "cancelled":  # a runtime unaware of preemption
+            out.status, out.reason = "preempted", str(job.preempt.get("reason") or out.reason)
         msg = protocol.make("finished", task=job.task, attempt=job.attempt, status=out.status,
                             exit_code=out.exit_code, runtime_s=out.runtime_s, reason=out.reason,
                             stdout=out.stdout, stderr=out.stderr)
         self.journal.result(key, msg)
         self.running.pop(key, None)
+        self.jobs.pop(key, None)
         self.send_raw(msg)
 
     # ------------------------------------------------------------------ loops
@@ -278,7 +309,7 @@ def _lock_worker(state_dir: str) -> int:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    agent = Agent(args.worker_id, args.state_dir, args.orphan_timeout)
+    agent = Agent(args.worker_id, args.state_dir, args.orphan_timeout, args.checkpoint_root)
     await agent.prepare_runtimes()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -312,6 +343,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--socket", help="unix socket path to listen on")
     p.add_argument("--stdio", action="store_true", help="serve one session on stdin/stdout")
     p.add_argument("--orphan-timeout", type=float, default=60.0)
+    p.add_argument("--checkpoint-root", help="parent of the per-task checkpoint dirs "
+                   "(default STATE_DIR/checkpoints; shared storage lets tasks resume on other hosts)")
     args = p.parse_args(argv)
     if not args.stdio and not args.socket:
         p.error("one of --socket or --stdio is required")

@@ -7,11 +7,19 @@ types, unknown fields, missing fields, wrong types and oversized lines raise
 ``ProtocolError`` with a message naming the offending field.
 
 Scheduler -> agent: ``hello`` (start of a session), ``assign`` (run one attempt),
-``cancel`` (kill one attempt), ``forget`` (the scheduler committed an outcome; drop
-it from the journal), ``shutdown``.
+``cancel`` (kill one attempt), ``preempt`` (stop one attempt for a higher-priority
+task: SIGTERM, ``grace_s`` to save a checkpoint, then SIGKILL; it ends with status
+``preempted``), ``forget`` (the scheduler committed an outcome; drop it from the
+journal; ``final``: the task is over, its checkpoint directory may go), ``shutdown``.
 Agent -> scheduler: ``welcome`` (answer to hello), ``started`` (the ack: the attempt is
 claimed and running), ``rejected``, ``finished`` (outcome), ``heartbeat``, ``error``
 (the agent refused a malformed message).
+
+Additions within version 1 are optional and negotiated: an agent lists what it
+understands in ``welcome.facts.features`` (``"preempt"``: the ``preempt`` message, the
+``preempted`` status and ``forget.final``; ``"checkpoint"``: every attempt gets
+``$AGSCHED_CHECKPOINT_DIR``). A scheduler sends them only to agents that list them
+(else it falls back to ``cancel``), so old agents and new schedulers interoperate.
 
 Exactly-once contract: the agent claims ``(task, attempt)`` in its journal before it
 starts anything, so an ``assign`` repeated for the same attempt (after a scheduler
@@ -33,7 +41,10 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20
 
 #: Outcome of an attempt in ``finished.status``.
-STATUSES = ("succeeded", "failed", "timeout", "cancelled", "lost", "error")
+STATUSES = ("succeeded", "failed", "timeout", "cancelled", "lost", "error", "preempted")
+
+#: What this side's agent understands beyond the base protocol (``welcome.facts.features``).
+FEATURES = ("preempt", "checkpoint")
 
 _STR, _INT, _NUM, _BOOL, _LIST, _OBJ, _NULL = "string", "integer", "number", "boolean", "array", "object", "null"
 
@@ -47,7 +58,9 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
         "timeout_s": ((_NUM, _NULL), False), "options": ((_OBJ,), False),
     },
     "cancel": {"task": ((_STR,), True), "attempt": ((_INT,), True), "reason": ((_STR,), False)},
-    "forget": {"task": ((_STR,), True), "attempt": ((_INT,), True)},
+    "preempt": {"task": ((_STR,), True), "attempt": ((_INT,), True), "grace_s": ((_NUM,), True),
+                "reason": ((_STR,), False)},
+    "forget": {"task": ((_STR,), True), "attempt": ((_INT,), True), "final": ((_BOOL,), False)},
     "shutdown": {"reason": ((_STR,), False)},
     # agent -> scheduler
     "welcome": {
@@ -65,7 +78,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
     "error": {"reason": ((_STR,), True)},
 }
 
-TO_AGENT = frozenset({"hello", "assign", "cancel", "forget", "shutdown"})
+TO_AGENT = frozenset({"hello", "assign", "cancel", "preempt", "forget", "shutdown"})
 TO_SCHEDULER = frozenset({"welcome", "started", "rejected", "finished", "heartbeat", "error"})
 
 
@@ -133,6 +146,8 @@ def _check_semantics(kind: str, msg: dict[str, Any]) -> None:
             raise ProtocolError("assign.timeout_s: must be > 0")
     elif kind == "finished" and msg["status"] not in STATUSES:
         raise ProtocolError(f"finished.status: unknown status {msg['status']!r} (known: {', '.join(STATUSES)})")
+    elif kind == "preempt" and msg["grace_s"] < 0:
+        raise ProtocolError("preempt.grace_s: must be >= 0")
     elif kind == "hello" and msg["heartbeat_s"] <= 0:
         raise ProtocolError("hello.heartbeat_s: must be > 0")
 

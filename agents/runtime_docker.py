@@ -16,7 +16,10 @@ the containers a previous agent *of the same worker* left behind, and nothing el
 stdout/stderr are collected after the container ends into
 ``<log_dir>/<task>.<attempt>.out|err`` (paths returned in the outcome, as the
 ``process`` runtime does); the container is always removed afterwards.
-Timeout and cancel kill the container (statuses ``timeout``/``cancelled``).
+Timeout and cancel kill the container (statuses ``timeout``/``cancelled``); a preempt
+(``job.preempt``) stops it (``docker stop -t grace_s``: SIGTERM, then SIGKILL) and the
+agent reports ``preempted``. The task's checkpoint directory (``job.checkpoint_dir``)
+is bind-mounted at ``/checkpoint`` with ``$AGSCHED_CHECKPOINT_DIR=/checkpoint``.
 
 Imports only the standard library and aiodocker (shipped to remote hosts).
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -48,6 +52,7 @@ else:  # run from a copied agents/ directory
 
 LABEL = "agentic-sched"
 WORKER_LABEL = f"{LABEL}.worker"
+CHECKPOINT_MOUNT = "/checkpoint"
 DEFAULT_URL = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
@@ -124,6 +129,9 @@ class DockerRuntime:
             host["Memory"] = mem << 20
             host["MemorySwap"] = mem << 20
         env = {**job.env, "AGENTIC_TASK_ID": job.task, "AGENTIC_ATTEMPT": str(job.attempt)}
+        if getattr(job, "checkpoint_dir", None):
+            host["Binds"] = [f"{job.checkpoint_dir}:{CHECKPOINT_MOUNT}"]
+            env["AGSCHED_CHECKPOINT_DIR"] = CHECKPOINT_MOUNT
         cfg: dict[str, Any] = {
             "Image": image, "Cmd": list(job.argv), "Env": [f"{k}={v}" for k, v in env.items()],
             "AttachStdout": False, "AttachStderr": False, "Tty": False, "HostConfig": host,
@@ -180,8 +188,12 @@ class DockerRuntime:
         if waiter not in done:
             status = "cancelled" if canceller in done else "timeout"
             reason = "cancelled by the scheduler" if status == "cancelled" else f"timed out after {job.timeout_s:g}s"
+            preempt = getattr(job, "preempt", None) if status == "cancelled" else None
             with contextlib.suppress(DockerError):
-                await container.kill()
+                if preempt is not None:  # SIGTERM, grace to checkpoint, then SIGKILL
+                    await container.stop(t=max(0, math.ceil(float(preempt.get("grace_s", 10)))))
+                else:
+                    await container.kill()
         try:
             code = int((await waiter).get("StatusCode", -1))
         except DockerError as exc:

@@ -3,7 +3,12 @@
 A runtime is an object with a ``name`` and ``async run(job, started, cancel) -> Outcome``:
 it starts the job, calls ``started(pid_or_None)`` once it runs, and returns when it
 ends, when ``job.timeout_s`` passes (status ``timeout``) or when the ``cancel`` event
-is set (status ``cancelled``, everything it started is killed). To add a runtime,
+is set (status ``cancelled``, everything it started is killed). If the agent set
+``job.preempt`` (``{"grace_s", "reason"}``) before setting ``cancel``, the attempt is
+being preempted: the runtime asks it to stop (SIGTERM / ``docker stop``), waits up to
+``grace_s`` for it to save its checkpoint, kills it, and returns status ``preempted``.
+``job.checkpoint_dir`` (if set) is the task's durable directory, the same for every
+attempt; the runtime exposes it as ``$AGSCHED_CHECKPOINT_DIR``. To add a runtime,
 write such a class and register it in ``RUNTIMES`` (``job.options`` carries the
 runtime's own fields, e.g. ``image`` for docker or ``template`` for a vm).
 
@@ -34,6 +39,20 @@ class Job:
     timeout_s: float | None = None
     options: dict[str, Any] = field(default_factory=dict)
     log_dir: str = "."
+    checkpoint_dir: str | None = None             # exposed as $AGSCHED_CHECKPOINT_DIR
+    preempt: dict[str, Any] | None = None         # set by the agent just before ``cancel``
+
+
+CHECKPOINT_ENV = "AGSCHED_CHECKPOINT_DIR"
+
+
+def stop_status(job: Job, cancelled: bool) -> tuple[str, str]:
+    """Status and reason of an attempt stopped by ``cancel`` (True) or by its timeout."""
+    if not cancelled:
+        return "timeout", f"timed out after {job.timeout_s:g}s"
+    if job.preempt is not None:
+        return "preempted", str(job.preempt.get("reason") or "preempted by the scheduler")
+    return "cancelled", "cancelled by the scheduler"
 
 
 @dataclass
@@ -86,6 +105,8 @@ class ProcessRuntime:
         env = dict(os.environ)
         env.update(job.env)
         env.update({"AGENTIC_TASK_ID": job.task, "AGENTIC_ATTEMPT": str(job.attempt)})
+        if job.checkpoint_dir is not None:
+            env[CHECKPOINT_ENV] = job.checkpoint_dir
         t0 = time.monotonic()
         try:
             with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -104,19 +125,20 @@ class ProcessRuntime:
             canceller.cancel()
         status, reason = "succeeded", ""
         if waiter not in done:
-            status = "cancelled" if canceller in done else "timeout"
-            reason = "cancelled by the scheduler" if status == "cancelled" else f"timed out after {job.timeout_s:g}s"
-            await self._kill_group(proc, waiter)
+            status, reason = stop_status(job, canceller in done)
+            grace = self.grace_s if job.preempt is None else float(job.preempt.get("grace_s", self.grace_s))
+            await self._kill_group(proc, waiter, grace)
         code = await waiter
         if status == "succeeded" and code != 0:
             status, reason = "failed", f"exited with code {code}"
         return Outcome(status, code, time.monotonic() - t0, reason, out_path, err_path)
 
-    async def _kill_group(self, proc: asyncio.subprocess.Process, waiter: asyncio.Future[int]) -> None:
+    async def _kill_group(self, proc: asyncio.subprocess.Process, waiter: asyncio.Future[int],
+                          grace_s: float) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(waiter), self.grace_s)
+            await asyncio.wait_for(asyncio.shield(waiter), grace_s)
         except TimeoutError:
             pass
         with contextlib.suppress(ProcessLookupError):
@@ -125,6 +147,17 @@ class ProcessRuntime:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:120]
+
+
+def checkpoint_path(root: str, task: str) -> str:
+    """``<root>/<task id>``: the task's checkpoint directory (ids that are not safe file
+    names, or too long, get a sanitised prefix plus a hash, so two ids never share one)."""
+    name = _safe(task)
+    if name != task or name in (".", ".."):
+        import hashlib
+
+        name = f"{name[:100]}-{hashlib.sha1(task.encode()).hexdigest()[:12]}"
+    return os.path.join(root, name)
 
 
 def _docker() -> Runtime:

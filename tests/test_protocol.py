@@ -21,12 +21,15 @@ def test_every_message_type_round_trips():
         protocol.make("assign", task="t", attempt=1, runtime="process", argv=["echo", "hi"], env={"A": "b"},
                       cwd="/tmp", timeout_s=3, options={"image": "busybox"}),
         protocol.make("cancel", task="t", attempt=1, reason="r"),
+        protocol.make("preempt", task="t", attempt=1, grace_s=2.5, reason="preempted by u (priority 9)"),
         protocol.make("forget", task="t", attempt=1),
+        protocol.make("forget", task="t", attempt=1, final=True),
         protocol.make("shutdown"),
         protocol.make("welcome", worker="w", agent_id="a", pid=1, runtimes=["process"], facts={"cpus": 2}),
         protocol.make("started", task="t", attempt=1, pid=5),
         protocol.make("rejected", task="t", attempt=1, reason="no"),
         protocol.make("finished", task="t", attempt=1, status="succeeded", exit_code=0, runtime_s=0.1),
+        protocol.make("finished", task="t", attempt=1, status="preempted", exit_code=143, runtime_s=2.0),
         protocol.make("heartbeat", seq=1, running=[{"task": "t", "attempt": 1}], load={}),
         protocol.make("error", reason="bad"),
     ]
@@ -47,6 +50,10 @@ def test_every_message_type_round_trips():
     (b'{"v": 1, "type": "assign", "task": "t", "attempt": 1, "runtime": "p", "argv": [1]}', "argv"),
     (b'{"v": 1, "type": "finished", "task": "t", "attempt": 1, "status": "meh"}', "unknown status"),
     (b'{"v": 1, "type": "hello", "session": "s", "heartbeat_s": NaN, "worker": "w"}', "finite"),
+    (b'{"v": 1, "type": "preempt", "task": "t", "attempt": 1}', "preempt.grace_s: missing"),
+    (b'{"v": 1, "type": "preempt", "task": "t", "attempt": 1, "grace_s": -1}', "grace_s: must be >= 0"),
+    (b'{"v": 1, "type": "preempt", "task": "t", "attempt": 1, "grace_s": "5"}', "expected number"),
+    (b'{"v": 1, "type": "forget", "task": "t", "attempt": 1, "final": 1}', "forget.final: expected boolean"),
     (b"x" * (protocol.MAX_MESSAGE_BYTES + 1), "exceeds"),
 ])
 def test_bad_messages_raise_protocol_error(line, fragment):

@@ -7,6 +7,10 @@ to a surviving agent and only starts a new one if none answers: after a schedule
 restart, the running attempts and the journal of unacknowledged outcomes are picked
 up where they were. An agent with no scheduler for ``orphan_timeout_s`` exits.
 
+All local agents share one checkpoint root, ``<state_dir>/checkpoints/<task id>/``
+(``$AGSCHED_CHECKPOINT_DIR`` of every attempt), so a preempted or requeued task
+resumes from its checkpoint on whichever local worker runs it next.
+
 ``UnixExecutor`` connects to an agent someone else started (``WorkerSpec.address``);
 it cannot fence, so a lost worker there is only fenced by attempt ids.
 """
@@ -57,6 +61,7 @@ class LocalExecutor:
         self.orphan_timeout_s = orphan_timeout_s
         self.python = python
         self.start_timeout_s = start_timeout_s
+        self.checkpoint_root = self.state_dir / "checkpoints"
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def worker_dir(self, worker_id: str) -> Path:
@@ -96,7 +101,8 @@ class LocalExecutor:
         with open(wdir / "agent.log", "ab") as logf:
             self._procs[spec.id] = subprocess.Popen(
                 [self.python, str(AGENT_SCRIPT), "--worker-id", spec.id, "--state-dir", str(wdir),
-                 "--socket", path, "--orphan-timeout", str(self.orphan_timeout_s)],
+                 "--socket", path, "--orphan-timeout", str(self.orphan_timeout_s),
+                 "--checkpoint-root", str(self.checkpoint_root)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, start_new_session=True, close_fds=True)
         log.info("started agent of worker %s (pid %d)", spec.id, self._procs[spec.id].pid)
 
