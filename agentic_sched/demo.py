@@ -95,7 +95,8 @@ def summary(s: Scheduler, effects: Path, elapsed: float) -> int:
     ran = collections.Counter(effects.read_text().split())
     twice = sorted(t for t, k in ran.items() if k > 1)
     with_deadline = [t for t in tasks if t.deadline is not None and t.state == "done"]
-    met = sum(1 for t in with_deadline if t.finished is not None and t.finished <= t.deadline + 1e-6)
+    met = sum(1 for t in with_deadline
+              if t.finished is not None and t.deadline is not None and t.finished <= t.deadline + 1e-6)
     per_worker = collections.Counter(t.worker for t in tasks if t.state == "done")
     print("\nsummary")
     print(f"  elapsed            {elapsed:.1f}s")
