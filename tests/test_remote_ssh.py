@@ -222,7 +222,9 @@ async def test_provisioning_is_idempotent_and_versioned(cluster, monkeypatch):
         print(f"\nprovisioning: first {first.seconds * 1000:.0f}ms (upload), second {second.seconds * 1000:.0f}ms")
         assert first.uploaded and not second.uploaded and first.path == second.path
         listing = (await conn.run(f"ls -A {first.path}", check=True)).stdout.split()
-        assert sorted(listing) == sorted([*prov.AGENT_MODULES, ".complete"])
+        assert sorted(listing) == sorted([name for name, _ in prov.agent_bundle()] + [".complete"])
+        assert {"agent.py", "protocol.py", "journal.py", "runtimes.py", "relay.py", "runtime_docker.py",
+                "runtime_vm.py"} <= set(listing)
         bundle = prov.agent_bundle()
         changed = tuple((n, d + b"\n# changed\n" if n == "agent.py" else d) for n, d in bundle)
         monkeypatch.setattr(prov, "agent_bundle", lambda: changed)

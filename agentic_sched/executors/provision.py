@@ -22,9 +22,6 @@ from typing import Any
 
 import attrs
 
-AGENT_MODULES = ("agent.py", "protocol.py", "journal.py", "runtimes.py", "runtime_docker.py",
-                 "runtime_vm.py", "relay.py")
-
 
 @attrs.frozen
 class Provisioned:
@@ -38,10 +35,11 @@ class Provisioned:
 
 @lru_cache(maxsize=1)
 def agent_bundle() -> tuple[tuple[str, bytes], ...]:
-    """(file name, content) of every module the agent needs, sorted by name."""
+    """(file name, content) of every module of ``agents/`` (all ``*.py`` but the package
+    init: the agent imports only its own modules), sorted by name."""
     agents = importlib.import_module("..agents", __package__)  # agents/ is mapped into the package
     root = Path(agents.__file__ or "").resolve().parent
-    return tuple((name, (root / name).read_bytes()) for name in sorted(AGENT_MODULES))
+    return tuple((p.name, p.read_bytes()) for p in sorted(root.glob("*.py")) if p.name != "__init__.py")
 
 
 def agent_version() -> str:
