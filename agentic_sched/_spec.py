@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -31,6 +31,10 @@ TERMINAL = frozenset({"done", "failed", "cancelled"})
 
 _TASK_KEYS = {"id", "argv", "env", "cwd", "timeout", "runtime", "options", "demand", "gpu", "duration",
               "release", "deadline", "priority", "requires", "max_attempts", "preemptible"}
+
+
+def _strs(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)  # typed converter: a bare ``tuple`` loses the element type for mypy
 
 
 @attrs.frozen(hash=False)
@@ -50,7 +54,7 @@ class TaskSpec:
     ``$AGSCHED_CHECKPOINT_DIR`` to save and resume from (docs/preemption.md).
     """
 
-    argv: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    argv: tuple[str, ...] = attrs.field(converter=_strs, default=())
     id: str | None = None
     env: Mapping[str, str] = attrs.field(factory=dict)
     cwd: str | None = None

@@ -114,9 +114,9 @@ class Applier:
             self.bus.emit(ev)
         finished, self._finished = self._finished, []
         for tid in finished:
-            ev = self.waiters.pop(tid, None)
-            if ev is not None:
-                ev.set()
+            waiter = self.waiters.pop(tid, None)
+            if waiter is not None:
+                waiter.set()
         sends, self._sends = self._sends, {}
         for wid, msgs in sends.items():
             w = self.registry.get(wid)

@@ -6,8 +6,13 @@ loopback only (port 0 picks a free port; the bound port is returned).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import start_http_server
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 
 class Metrics:
@@ -37,7 +42,7 @@ class Metrics:
         self.preempt_latency = Histogram(
             "agentic_sched_preempt_latency_seconds", "Preemption decision to the victim's reported exit",
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r)
-        self._server = None
+        self._server: WSGIServer | None = None
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -17,6 +17,7 @@ a worker is lost (and then fenced: its agent is killed) or an attempt is release
 
 from __future__ import annotations
 
+import builtins
 import json
 import time
 import uuid
@@ -264,7 +265,7 @@ class Scheduler:
         return self._ap.status(rec)
 
     async def wait(self, tasks: str | TaskHandle | Iterable[str | TaskHandle],
-                   timeout: float | None = None) -> list[TaskStatus]:
+                   timeout: float | None = None) -> builtins.list[TaskStatus]:
         """Wait until every given task is terminal; raises ``TimeoutError`` after ``timeout``."""
         items = [tasks] if isinstance(tasks, (str, TaskHandle)) else list(tasks)
         recs = [self._rec(t) for t in items]
@@ -359,7 +360,7 @@ class Scheduler:
                     self._ap._drained.append(w)
             await self._ap.flush()
 
-    def workers(self) -> list[WorkerInfo]:
+    def workers(self) -> builtins.list[WorkerInfo]:
         """Every known worker: state, attempts held, capacity/used (``task_slots`` omitted), labels,
         last reported load and seconds since its last message (None if never heard from)."""
         now = time.monotonic()
