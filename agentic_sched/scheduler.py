@@ -487,7 +487,10 @@ class Scheduler:
                 lost = self._registry.silent()
                 for w in lost:
                     timeout = self._registry.timeout_of(w)
-                    ap.worker_lost(w, f"no message for more than {timeout:g}s")
+                    why = f"no message for more than {timeout:g}s"
+                    if w.reason.startswith("cannot connect"):
+                        why += f" ({w.reason})"  # keep the connect error that explains it
+                    ap.worker_lost(w, why)
                 ap.expire_reservations()
                 drained = ap.take_drained()
                 for w in drained:
@@ -498,7 +501,12 @@ class Scheduler:
                 await ap.flush()
             for w in lost:
                 log.warning("worker %s lost: %s; fencing it", w.spec.id, w.reason)
-                await self._executors[w.spec.executor].fence(w.spec)
+                executor = self._executors.get(w.spec.executor)
+                try:
+                    if executor is not None:
+                        await executor.fence(w.spec)
+                except (SchedError, OSError) as exc:  # unreachable hosts fence themselves (lease)
+                    log.warning("worker %s: fencing failed: %s", w.spec.id, exc)
                 if w.link is not None:
                     await w.link.aclose()
             for state, n in self._registry.counts().items():
@@ -509,10 +517,14 @@ class Scheduler:
 
     async def _supervise(self, w: WorkerState) -> None:
         """Keep a session with the worker's agent: connect, hello, forward, reconnect."""
-        executor = self._executors[w.spec.executor]
         spawn = True
         w.last_seen = time.monotonic()
         while self._registry.get(w.spec.id) is w and w.state in ("connecting", "up", "draining"):
+            executor = self._executors.get(w.spec.executor)
+            if executor is None:  # a restored worker whose executor the host registers later
+                w.reason = f"cannot connect: no executor {w.spec.executor!r} registered (Scheduler.add_executor)"
+                await anyio.sleep(0.2)
+                continue
             try:
                 stream = await executor.open(w.spec, spawn=spawn)
             except (SchedError, OSError) as exc:

@@ -108,3 +108,24 @@ async def test_bad_messages_are_ignored_and_nothing_is_lost(tmp_path):
                 assert f'reason="{why}"' in text
             assert [m["task"] for m in agent.assigned] == ["t1", "t2"]   # each attempt sent once
         tg.cancel_scope.cancel()
+
+
+async def test_restored_worker_without_its_executor_waits_with_a_reason(tmp_path):
+    """A restart that has not (yet) registered a worker's executor keeps running: the
+    worker says why it cannot connect, is lost with that reason, and other workers work."""
+    from agentic_sched import SshExecutor
+
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    state = str(tmp_path / "s")
+    async with Scheduler(state_dir=state, heartbeat_timeout_s=1.0) as s:
+        s.add_executor(SshExecutor(known_hosts=str(known), client_keys=[], connect_timeout_s=0.2))
+        await s.add_worker(id="far", executor="ssh", address="root@127.0.0.1:1", capacity={"cpu": 1})
+    async with Scheduler(state_dir=state, heartbeat_timeout_s=1.0) as s:
+        await s.add_worker(id="near", capacity={"cpu": 1})
+        st = await s.wait(await s.submit(TaskSpec(runtime="noop")), timeout=30)
+        assert st[0].state == "done" and st[0].worker == "near"
+        with anyio.fail_after(30):
+            while (far := next(w for w in s.workers() if w.id == "far")).state != "lost":
+                await anyio.sleep(0.05)
+        assert "no executor 'ssh' registered" in far.reason
