@@ -262,14 +262,28 @@ def planning_section(lines: list[str]) -> None:
 
 
 def others_section(lines: list[str]) -> None:
+    lines += ["## Planners head to head", "",
+              "Greedy vs A* vs CP-SAT vs portfolio (objective, misses, makespan, bound/gap, time) on tiny, "
+              "50x10, 500x50 and 500x100 problems, and repair timing: [PLANNERS.md](PLANNERS.md) "
+              "(`benchmarks/planners.py`).", ""]
     doc = _load("greedy_throughput.json")
-    if doc is None:
-        return
-    lines += ["## Greedy throughput (`benchmarks/greedy_throughput.py`)", "",
-              "| family/policy | tasks x workers | seconds | placements/s |", "|---|---|---|---|"]
-    for k, v in doc.items():
-        lines.append(f"| {k} | {v['tasks']}x{v['workers']} | {v['seconds']:.2f} | {v['placements_per_s']:.0f} |")
-    lines.append("")
+    if doc is not None:
+        lines += ["## Greedy throughput (`benchmarks/greedy_throughput.py`)", "",
+                  "| family/policy | tasks x workers | wall s | placements/s (wall) | placements/s (cpu) |",
+                  "|---|---|---|---|---|"]
+        for k, v in doc.items():
+            cpu = v.get("placements_per_cpu_s")
+            lines.append(f"| {k} | {v['tasks']}x{v['workers']} | {v['seconds']:.2f} | {v['placements_per_s']:.0f} "
+                         f"| {'-' if cpu is None else f'{cpu:.0f}'} |")
+        lines.append("")
+    rows = _load("scheduler_overhead.json")
+    if rows:
+        lines += ["## Scheduler overhead (`benchmarks/scheduler_overhead.py`)", "",
+                  "End to end on the local executor: submit, plan, reserve, agent, journal, commit.", "",
+                  "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+        lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()) + " |"
+                  for r in rows]
+        lines.append("")
 
 
 def write_report(*, quick: bool | None = None, elapsed_s: float | None = None) -> Path:

@@ -15,11 +15,11 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import anyio
 
-from agentic_sched._spec import TaskSpec
-from agentic_sched.scheduler import Scheduler
+from agentic_sched import Scheduler, TaskSpec
 
 
 async def measure(n: int, workers: int, runtime: str, slots: int) -> dict[str, float]:
@@ -43,18 +43,28 @@ async def measure(n: int, workers: int, runtime: str, slots: int) -> dict[str, f
             "tasks_per_s": round(n / wall, 1), "sqlite_commits": commits}
 
 
-def main() -> None:
+OUT = Path(__file__).parent / "results" / "scheduler_overhead.json"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, float]]:
+    """Run the overhead benchmark; ``--quick`` shrinks it. Writes ``results/scheduler_overhead.json``."""
     p = argparse.ArgumentParser()
     p.add_argument("--tasks", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--slots", type=int, default=64)
     p.add_argument("--process", type=int, default=1000, help="tasks for the real-process run (0: skip)")
-    args = p.parse_args()
+    p.add_argument("--quick", action="store_true", help="1,000 no-op and 200 process tasks")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.tasks, args.process = min(args.tasks, 1000), min(args.process, 200)
     rows = [anyio.run(measure, args.tasks, args.workers, "noop", args.slots)]
     if args.process:
         rows.append(anyio.run(measure, args.process, args.workers, "process", 8))
     for r in rows:
         print(json.dumps(r))
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(rows, indent=2))
+    return rows
 
 
 if __name__ == "__main__":
