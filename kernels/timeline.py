@@ -230,11 +230,39 @@ def usage_rows(T, U, n, t, idx):
 
 
 @njit(cache=True)
-def earliest_pruned(T, U, n, cap, dem, nres, gcount, gshare, release, dur, eligible,
+def _fits_under_peak(peak, cap, w, dem, nres, gcount, gshare):
+    """Whether the task fits on ``w`` even at the worker's peak usage (then at any time)."""
+    for r in range(nres):
+        if not _fits(peak[w, r], dem[r], cap[w, r]):
+            return False
+    if gcount == 0:
+        return True
+    free = 0
+    for d in range(nres, peak.shape[1]):
+        if _fits(peak[w, d], gshare, cap[w, d]):
+            free += 1
+    return free >= gcount
+
+
+@njit(cache=True)
+def peak_usage(U, n):
+    """Per-column maximum of ``U[:n]`` (one worker's peak usage over its timeline)."""
+    out = np.zeros(U.shape[1])
+    for k in range(n):
+        for c in range(U.shape[1]):
+            if U[k, c] > out[c]:
+                out[c] = U[k, c]
+    return out
+
+
+@njit(cache=True)
+def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur, eligible,
                     bounds, bucket, now, lb_dem, lb_share, lb_dur, by_finish):
     """Like ``earliest_starts`` but only evaluates workers that can still win.
 
-    ``bounds[w, b]`` is a lower bound on the earliest start on ``w`` of any task whose
+    ``peak[w]`` is the worker's peak usage (``peak_usage``): a task that fits beside it
+    starts at once without a scan. ``bounds[w, b]`` is a lower bound on the earliest
+    start on ``w`` of any task whose
     demand is at least (``lb_dem``, ``gcount`` x ``lb_share``), release at least ``now``
     and duration in bucket ``b`` or above; this task is in ``bucket`` and ``lb_dur[w]``
     (<= ``dur[w]``) is that bucket's lower edge on ``w``. Bounds stay valid because
@@ -279,9 +307,12 @@ def earliest_pruned(T, U, n, cap, dem, nres, gcount, gshare, release, dur, eligi
         extra = dur[w] if by_finish else 0.0
         if max(release, bounds[w, bucket]) + extra > best + 1e-9 * max(1.0, abs(best)):
             continue
-        s = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur[w], lastblock)
+        if _fits_under_peak(peak, cap, w, dem, nres, gcount, gshare):
+            s = max(release, T[w, 0])  # fits beside everything the worker ever holds
+        else:
+            s = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur[w], lastblock)
         out[w] = s
-        if s > max(now, bounds[w, bucket]) + EPS:  # the bound is loose: refresh it
+        if s > max(release, bounds[w, bucket]) + EPS:  # the bound was loose here: refresh it
             fit = earliest_start(T, U, n, cap, w, lb_dem, nres, gcount, lb_share, now, lb_dur[w], lastblock)
             for b in range(bucket, NB):
                 if fit > bounds[w, b]:

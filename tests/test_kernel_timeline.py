@@ -89,7 +89,8 @@ def test_earliest_pruned_exact_for_every_possible_winner(seed: int) -> None:
         release, dur = float(rng.uniform(0, 10)), np.full(W, float(rng.uniform(0.5, 5)))
         by_finish = bool(rng.integers(0, 2))
         eligible = rng.random(W) < 0.9
-        got = K.earliest_pruned(T, U, n, cap, dem, nres, gcount, gshare, release, dur, eligible, bounds, 2,
+        peak = np.array([K.peak_usage(U[w], n[w]) for w in range(W)])
+        got = K.earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur, eligible, bounds, 2,
                                 0.0, dem, gshare, np.full(W, 0.25), by_finish)
         want = np.array([K.earliest_start_ref(T[w], U[w], n[w], cap[w], dem, nres, gcount, gshare, release, dur[w])
                          if eligible[w] else math.inf for w in range(W)])

@@ -43,6 +43,7 @@ class Timelines:
         self.T[:, 0] = self.now
         self.U = np.zeros((W, room, C))
         self.n = np.ones(W, dtype=np.int64)
+        self.peak = np.zeros((W, C))  # per-worker peak usage: the scan-free fast path
         self._bounds: dict[tuple[bytes, int, float], np.ndarray] = {}
         for w, worker in enumerate(problem.workers):
             slot = {dev: s for s, dev in enumerate(self.gpu_index[w])}
@@ -69,6 +70,9 @@ class Timelines:
             self.T = np.concatenate([self.T, np.zeros((self.T.shape[0], grow))], axis=1)
             self.U = np.concatenate([self.U, np.zeros((self.U.shape[0], grow, self.U.shape[2]))], axis=1)
         self.n[w] = K.add_interval(self.T[w], self.U[w], self.n[w], start, end, vec)
+        self.peak[w] = K.peak_usage(self.U[w], self.n[w])
+        if (vec < 0).any():  # usage shrank (a removal): the pruning bounds may be too high
+            self._bounds.clear()
 
     def earliest(self, task: Task, eligible: np.ndarray, *, release: float | None = None) -> np.ndarray:
         """Earliest feasible start of ``task`` on every worker (+inf where ineligible)."""
@@ -102,7 +106,7 @@ class Timelines:
         bucket = 0 if task.duration < D0 else min(N_BUCKETS - 1, 1 + int(math.log(task.duration / D0, BUCKET)))
         edge = 0.0 if bucket == 0 else min(task.duration, D0 * BUCKET ** (bucket - 1))
         return K.earliest_pruned(
-            self.T, self.U, self.n, self.cap, dem, self.nres, gcount, gshare,
+            self.T, self.U, self.n, self.cap, self.peak, dem, self.nres, gcount, gshare,
             task.earliest(self.now), task.duration / self.speed, eligible,
             bounds, bucket, self.now, lb_dem, lb_share, edge / self.speed, by_finish,
         )
@@ -135,6 +139,6 @@ class Timelines:
     def copy(self) -> Timelines:
         other = object.__new__(Timelines)
         other.__dict__.update(self.__dict__)
-        other.T, other.U, other.n = self.T.copy(), self.U.copy(), self.n.copy()
+        other.T, other.U, other.n, other.peak = self.T.copy(), self.U.copy(), self.n.copy(), self.peak.copy()
         other._bounds = {k: v.copy() for k, v in self._bounds.items()}
         return other
