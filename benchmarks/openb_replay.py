@@ -1,12 +1,12 @@
 """openb replay (FGD paper protocol): BestFit, FGD and the batched planners over 10 seeds.
 
-    python benchmarks/openb_replay.py [--quick] [--batch 64] [--orders 8]
+    python benchmarks/openb_replay.py [--quick] [--batch 64] [--orders 8] [--planner-batch 32] [--planner-orders 8]
 
 Prints published vs ours at 90/100/110/130 % arrived load and writes
 ``benchmarks/results/openb.json`` (``{"seeds", "loads", "published", "policies":
 {name: run_openb result + seconds_per_seed}}``). The batched planners (best-of-orders
 with FGD, and the joint planner of ``agentic_sched.sim.openb_batch``: FGD + stream
-fragmentation) use the same ``--batch``/``--orders`` and are each measured twice from the
+fragmentation; ``--planner-batch``/``--planner-orders``) are each measured twice from the
 same placements: credited at each pod's arrival, and only once its whole batch has
 arrived (``credit_at_batch_end``). ``--quick`` uses seeds 42 and 43.
 """
@@ -25,10 +25,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PAPER = {"bestfit": "BestFit", "fgd": "FGD"}
 
 
-def run(seeds: list[int], batch: int = 64, orders: int = 8) -> dict:
+def run(seeds: list[int], batch: int = 64, orders: int = 8, p_batch: int = 32, p_orders: int = 8) -> dict:
     data = O.load_openb()
     loads = list(O.DEFAULT_LOADS)
-    def twice(policy):
+    def twice(policy, k):
         """(credited at arrival, credited at batch end) from one run per seed."""
         outcomes: dict[int, O.Outcome] = {}
 
@@ -37,17 +37,17 @@ def run(seeds: list[int], batch: int = 64, orders: int = 8) -> dict:
             return outcomes[wl.seed]
 
         def batch_end(d, wl):
-            return O.credit_at_batch_end(outcomes[wl.seed], batch)
+            return O.credit_at_batch_end(outcomes[wl.seed], k)
 
         return arrival, batch_end
 
-    batched_arrival, batched_batch_end = twice(O.batched_policy(batch=batch, orders=orders))
-    planner_arrival, planner_batch_end = twice(OB.planner_policy(batch=batch, orders=orders))
+    batched_arrival, batched_batch_end = twice(O.batched_policy(batch=batch, orders=orders), batch)
+    planner_arrival, planner_batch_end = twice(OB.planner_policy(batch=p_batch, orders=p_orders), p_batch)
     policies = {"bestfit": O.bestfit_policy, "fgd": O.fgd_policy,
                 f"batched K={batch} R={orders}": batched_arrival,
                 f"batched K={batch} R={orders} (batch-end credit)": batched_batch_end,
-                f"planner K={batch} R={orders}": planner_arrival,
-                f"planner K={batch} R={orders} (batch-end credit)": planner_batch_end}
+                f"planner K={p_batch} R={p_orders}": planner_arrival,
+                f"planner K={p_batch} R={p_orders} (batch-end credit)": planner_batch_end}
     wl = O.build_workload(data, seeds[0])
     for warm in (O.bestfit_policy, O.fgd_policy, O.batched_policy(batch=4, orders=2),
                  OB.planner_policy(batch=4, orders=2)):  # compile first
@@ -55,7 +55,7 @@ def run(seeds: list[int], batch: int = 64, orders: int = 8) -> dict:
     doc = {"seeds": seeds, "loads": loads, "published": O.load_published(),
            "batched": {"batch": batch, "orders": orders, "base": "fgd",
                        "protocol": O.batched_policy.__doc__},
-           "planner": {"batch": batch, "orders": orders, "mode": "hybrid", "multi_weight": 8.0,
+           "planner": {"batch": p_batch, "orders": p_orders, "mode": "hybrid", "multi_weight": 8.0, "select": "fgd",
                        "protocol": OB.planner_policy.__doc__}, "policies": {}}
     for name, fn in policies.items():
         t0 = time.perf_counter()
@@ -79,8 +79,8 @@ def table(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, batch: int = 64, orders: int = 8) -> dict:
-    doc = run([42, 43] if quick else list(O.DEFAULT_SEEDS), batch, orders)
+def main(quick: bool = False, batch: int = 64, orders: int = 8, p_batch: int = 32, p_orders: int = 8) -> dict:
+    doc = run([42, 43] if quick else list(O.DEFAULT_SEEDS), batch, orders, p_batch, p_orders)
     print(table(doc))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "openb.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -92,5 +92,7 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--orders", type=int, default=8)
+    ap.add_argument("--planner-batch", type=int, default=32)
+    ap.add_argument("--planner-orders", type=int, default=8)
     a = ap.parse_args()
-    main(a.quick, a.batch, a.orders)
+    main(a.quick, a.batch, a.orders, a.planner_batch, a.planner_orders)

@@ -202,12 +202,12 @@ def _place_apply(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, gtot
 
 @njit(cache=True)
 def replay_planner(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
-                   pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask, T, S, mode, batch, order_keys):
+                   pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask, T, S, mode, batch, order_keys, select=1):
     """Batched joint planner: arrivals ``batch`` at a time; for each batch every candidate
     order (row r of ``order_keys`` float64[R, m], ties by arrival) is placed pod by pod
     with the scorer (``mode``) on a copy of the cluster, and the order placing the most
-    GPU milli, then the smallest total stream fragmentation, then the lowest r is
-    committed. Placed pods never move; a pod unplaced in the committed order fails.
+    GPU milli, then the smallest total fragmentation (``select`` 0: stream, 1: FGD's,
+    2: their sum), then the lowest r is committed. Placed pods never move; a pod unplaced in the committed order fails.
     ``batch`` = 1 with one order is the one-at-a-time replay. Node arrays are updated in
     place. Returns ``(node int64[m], gpus int64[m])`` by arrival, node -1 = failed.
     """
@@ -231,7 +231,12 @@ def replay_planner(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
                                         pod_cpu[i], pod_mem[i], pod_ngpu[i], pod_milli[i], pod_mask[i], T, S, mode)
                     if n >= 0:
                         got += gpu_request(pod_ngpu[i], pod_milli[i])
-                total_frag = f2.sum()
+                total_frag = 0.0
+                for x in range(f1.shape[0]):
+                    if select != 0:
+                        total_frag += f1[x]
+                    if select != 1:
+                        total_frag += f2[x]
                 if got > best_milli or (got == best_milli and total_frag < best_frag):
                     best_r, best_milli, best_frag = r, got, total_frag
         idx = start + np.argsort(order_keys[best_r, start:stop], kind="mergesort")

@@ -68,7 +68,7 @@ def plan_place_py(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank, cpu
 
 
 def replay_planner_py(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
-                      pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask, T, S, mode, batch, order_keys):
+                      pod_cpu, pod_mem, pod_ngpu, pod_milli, pod_mask, T, S, mode, batch, order_keys, select=1):
     """Same as ``replay_planner``: per batch, try each order on a copy, commit the best."""
     m = len(pod_cpu)
     placed = np.full(m, -1, dtype=np.int64)
@@ -98,8 +98,13 @@ def replay_planner_py(cpu_free, mem_free, gpu_free, gpu_count, model, node_rank,
                 res = run(c, me, g, idx)
                 got = sum((int(pod_milli[i]) if pod_ngpu[i] == 1 else int(pod_ngpu[i]) * MILLI)
                           for i, n, _ in res if n >= 0)
-                frag = sum(stream_frag_py(c[n], [int(g[n, x]) for x in range(gpu_count[n])], model[n], *S)
-                           for n in range(len(c)))
+                frag = 0.0
+                for n in range(len(c)):
+                    row = [int(g[n, x]) for x in range(gpu_count[n])]
+                    if select != 0:
+                        frag += node_frag_py(int(c[n]), row, model[n], *T)
+                    if select != 1:
+                        frag += stream_frag_py(int(c[n]), row, model[n], *S)
                 key = (-got, frag)
                 if best_key is None or key < best_key:
                     best_r, best_key = r, key

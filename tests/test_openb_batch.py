@@ -64,17 +64,17 @@ def test_plan_place_matches_reference(seed, mode):
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("batch,orders", [(1, 1), (4, 3), (7, 2)])
-def test_replay_planner_matches_reference(seed, batch, orders):
+@pytest.mark.parametrize("batch,orders,select", [(1, 1, 1), (4, 3, 1), (7, 2, 0), (5, 3, 2)])
+def test_replay_planner_matches_reference(seed, batch, orders, select):
     rng = np.random.default_rng(200 + seed)
     cpu, mem, gpu, count, model, rank = random_cluster(rng, n_nodes=6)
     t, s = _targets(rng)
     pods = random_pods(rng, 30)
     keys = np.vstack([np.arange(30.0), rng.random((orders - 1, 30))])
     k = KB.replay_planner(cpu.copy(), mem.copy(), gpu.copy(), count, model, rank, *pods, t, s,
-                          OB.MODE_HYBRID, batch, keys)
+                          OB.MODE_HYBRID, batch, keys, select)
     r = RB.replay_planner_py(cpu.copy(), mem.copy(), gpu.copy(), count, model, rank, *pods, t, s,
-                             OB.MODE_HYBRID, batch, keys)
+                             OB.MODE_HYBRID, batch, keys, select)
     np.testing.assert_array_equal(k[0], r[0])
     np.testing.assert_array_equal(k[1], r[1])
 

@@ -3,7 +3,7 @@
 An online planner: arrivals are taken ``batch`` at a time; only the current batch and
 the pods already placed are known. Each batch is placed jointly: ``orders`` candidate
 orders of the batch are each placed pod by pod on a copy of the cluster and the order
-placing the most GPU milli (then the least stream fragmentation) is committed. Placed
+placing the most GPU milli (then the least total FGD fragmentation) is committed. Placed
 pods never move (no departures, no migrations) and a pod unplaced in the committed order
 fails for good. Every pod that fits somewhere is placed (no admission control).
 
@@ -72,14 +72,15 @@ def planner_order_keys(data: OpenbData, wl: Workload, orders: int) -> np.ndarray
     return np.array(keys[:max(orders, 1)])
 
 
-def planner_policy(batch: int = 64, orders: int = 8, mode: int = MODE_HYBRID,
-                   credit: str = "arrival", multi_weight: float = 8.0) -> PlacementPolicy:
+def planner_policy(batch: int = 32, orders: int = 8, mode: int = MODE_HYBRID,
+                   credit: str = "arrival", multi_weight: float = 8.0, select: int = 1) -> PlacementPolicy:
     """The batched joint planner as a ``PlacementPolicy``.
 
     ``batch`` arrivals per planning step, ``orders`` candidate orders per batch
     (``planner_order_keys``), ``mode`` MODE_HYBRID (FGD score, stream fragmentation on
     ties) or MODE_STREAM (stream fragmentation only); ``multi_weight`` see
-    ``stream_targets``. ``credit``: 'arrival' counts a
+    ``stream_targets``; ``select`` which total fragmentation breaks ties between orders
+    placing the same GPU milli (0 stream, 1 FGD's, 2 both). ``credit``: 'arrival' counts a
     placement at its own arrival index, 'batch_end' only once its batch has arrived.
     Raises ValueError for an unknown ``mode`` or ``credit``.
     """
@@ -90,9 +91,9 @@ def planner_policy(batch: int = 64, orders: int = 8, mode: int = MODE_HYBRID,
         cpu, mem, gpu = data.empty_cluster()
         node, gpus = KB.replay_planner(cpu, mem, gpu, data.node_gpus, data.node_model, wl.node_rank,
                                        *wl.pod_arrays(data), data.typical.arrays(), stream_targets(data, multi_weight),
-                                       mode, batch, planner_order_keys(data, wl, orders))
+                                       mode, batch, planner_order_keys(data, wl, orders), select)
         out = placed_by_arrival(data, wl, node, gpus)
         return credit_at_batch_end(out, batch) if credit == "batch_end" else out
 
-    run.__name__ = f"planner(batch={batch}, orders={orders}, mode={mode}, credit={credit}, multi_weight={multi_weight})"
+    run.__name__ = f"planner(batch={batch}, orders={orders}, mode={mode}, credit={credit}, multi_weight={multi_weight}, select={select})"
     return run
