@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentic_sched import cost, example_problem, generate_problem, validate
+from agentic_sched import Problem, cost, example_problem, generate_problem, validate
 from agentic_sched.examples import FAMILIES
 from agentic_sched.planners import PLANNER_NAMES, PortfolioPlanner, get_planner, greedy, summary
 from agentic_sched.planners import portfolio as P
@@ -77,3 +77,22 @@ def test_invalid_candidate_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     assert plan.status == "fallback"
     assert "invalid plan" in plan.detail
     assert validate(problem, plan) == []
+
+
+@pytest.mark.parametrize("name", PLANNER_NAMES)
+def test_degenerate_problems_every_planner(name: str) -> None:
+    """No workers, no tasks, running work on a non-GPU device: every planner answers validly."""
+    F = "agentic-sched/problem/v1"
+    docs = [
+        {"format": F, "workers": [], "tasks": [{"id": "a", "duration": 1}]},
+        {"format": F, "workers": [{"id": "w", "capacity": {"cpu": 1}}], "tasks": []},
+        {"format": F, "workers": [{"id": "w", "capacity": {"cpu": 4}, "devices": [{"kind": "fpga"}, {"kind": "gpu"}],
+                                   "running": [{"task": "r", "devices": {"0": 1000, "1": 500}, "until": 5}]}],
+         "tasks": [{"id": "a", "duration": 1, "gpu": {"count": 1, "share": 600}}]},
+    ]
+    for doc in docs:
+        problem = Problem.from_json(doc)
+        plan = get_planner(name).plan(problem, 0.3)
+        assert validate(problem, plan) == [], (name, doc)
+    no_workers = get_planner(name).plan(Problem.from_json(docs[0]), 0.3)
+    assert no_workers.unassigned[0].reason == "0/0 workers fit: the problem has no workers"

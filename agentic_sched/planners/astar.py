@@ -40,7 +40,7 @@ import numpy as np
 
 from ..kernels import astar as KA
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan, objective_of
+from .base import finish_plan, nothing_to_optimise, objective_of
 from .bounds import lower_bound
 from .greedy import GREEDY
 from .insertion import ProblemArrays
@@ -74,7 +74,8 @@ class _Space:
                 if rw.until > problem.now:
                     dv = np.zeros(self.ndev)
                     for dev, milli in rw.devices:
-                        dv[slot[dev]] += milli
+                        if dev in slot:  # shares of non-GPU devices constrain no task
+                            dv[slot[dev]] += milli
                     base.append((w, problem.now, rw.until, [rw.demand.get(r) for r in self.resources], dv))
         self.base = base
         sig = [(w.capacity, w.labels, w.devices, w.speed, w.health, w.idle_cost) if not w.running else (i,)
@@ -226,6 +227,8 @@ class AStarPlanner:
 
     def plan(self, problem: Problem, budget_s: float | None = None) -> Plan:
         started = time.perf_counter()
+        if (trivial := nothing_to_optimise(problem, self.name, started)) is not None:
+            return trivial
         until = started + (DEFAULT_BUDGET_S if budget_s is None else budget_s)
         sp = _Space(problem)
         seeds = [g.plan(problem) for g in GREEDY.values()]

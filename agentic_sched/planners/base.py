@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterable
 from typing import Protocol
 
+import attrs
+
 from ..formats import cost
 from ..model import Assignment, Plan, Problem, Unassigned
 
@@ -59,3 +61,19 @@ def finish_plan(
         status=status, objective=objective, bound=bound,
         elapsed_s=time.perf_counter() - started, detail=detail,
     )
+
+
+def nothing_to_optimise(problem: Problem, planner: str, started: float) -> Plan | None:
+    """The plan when there is no choice to make (no tasks, or no workers): every task
+    unassigned with its reason, proved optimal. None when there is something to plan.
+
+    Planners call this first, so degenerate problems never reach their solvers.
+    """
+    if problem.tasks and problem.workers:
+        return None
+    from .feasibility import Feasibility
+
+    feas = Feasibility(problem)
+    plan = finish_plan(problem, [], [Unassigned(t.id, feas.reason(t)) for t in problem.tasks],
+                       planner=planner, started=started, status="optimal")
+    return attrs.evolve(plan, bound=plan.objective)

@@ -35,7 +35,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan, objective_of
+from .base import finish_plan, nothing_to_optimise, objective_of
 from .bounds import lower_bound
 from .insertion import NEVER, ProblemArrays, Schedule
 
@@ -263,6 +263,8 @@ class CpSatPlanner:
         """The CP-SAT plan; if the solver finds none within the budget, the hint (best
         greedy plan unless given) with ``status`` ``fallback`` and the reason in ``detail``."""
         started = time.perf_counter()
+        if (trivial := nothing_to_optimise(problem, self.name, started)) is not None:
+            return trivial
         budget = DEFAULT_BUDGET_S if budget_s is None else budget_s
         a = ProblemArrays(problem)
         if self.hint is None:

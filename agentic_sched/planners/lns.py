@@ -19,6 +19,7 @@ import numpy as np
 
 from ..kernels import lns as KL
 from ..model import Plan, Problem
+from .base import nothing_to_optimise
 from .bounds import lower_bound
 from .insertion import ProblemArrays, Schedule, construct, slack_order
 
@@ -124,6 +125,8 @@ class LnsPlanner:
 
     def plan(self, problem: Problem, budget_s: float | None = None) -> Plan:
         started = time.perf_counter()
+        if (trivial := nothing_to_optimise(problem, self.name, started)) is not None:
+            return trivial
         until = started + (DEFAULT_BUDGET_S if budget_s is None else budget_s)
         rng = np.random.default_rng(self.seed)
         a = ProblemArrays(problem)
