@@ -46,9 +46,9 @@ except ImportError:  # pragma: no cover - the agent then simply does not offer d
     DockerError = Exception  # type: ignore[assignment,misc]
 
 if __package__:
-    from .runtimes import Job, Outcome
+    from .runtimes import Job, Outcome, race
 else:  # run from a copied agents/ directory
-    from runtimes import Job, Outcome  # type: ignore[no-redef]
+    from runtimes import Job, Outcome, race  # type: ignore[no-redef]
 
 LABEL = "agentic-sched"
 WORKER_LABEL = f"{LABEL}.worker"
@@ -178,17 +178,11 @@ class DockerRuntime:
             return Outcome("error", None, time.monotonic() - t0, f"docker start failed: {exc.message}")
         started(None)
         waiter = asyncio.ensure_future(container.wait(timeout=None))
-        canceller = asyncio.ensure_future(cancel.wait())
-        try:
-            done, _ = await asyncio.wait({waiter, canceller}, timeout=job.timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            canceller.cancel()
+        stopped = await race(waiter, cancel, job)
         status, reason = "succeeded", ""
-        if waiter not in done:
-            status = "cancelled" if canceller in done else "timeout"
-            reason = "cancelled by the scheduler" if status == "cancelled" else f"timed out after {job.timeout_s:g}s"
-            preempt = getattr(job, "preempt", None) if status == "cancelled" else None
+        if stopped is not None:
+            status, reason = stopped
+            preempt = job.preempt if status == "preempted" else None
             with contextlib.suppress(DockerError):
                 if preempt is not None:  # SIGTERM, grace to checkpoint, then SIGKILL
                     await container.stop(t=max(0, math.ceil(float(preempt.get("grace_s", 10)))))

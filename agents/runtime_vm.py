@@ -52,9 +52,9 @@ except ImportError:  # pragma: no cover - the agent then does not offer vm
     libvirt = None  # type: ignore[assignment]
 
 if __package__:
-    from .runtimes import Job, Outcome
+    from .runtimes import Job, Outcome, race
 else:  # run from a copied agents/ directory
-    from runtimes import Job, Outcome  # type: ignore[no-redef]
+    from runtimes import Job, Outcome, race  # type: ignore[no-redef]
 
 DEFAULT_URI = os.environ.get("AGENTIC_VM_URI", "qemu:///system")
 RUN_ROOT = os.environ.get("AGENTIC_VM_RUN_ROOT", "/var/tmp/agentic-sched/vm-runs")
@@ -199,24 +199,16 @@ class VmRuntime:
             loop.call_soon_threadsafe(started, None)
 
         worker = asyncio.ensure_future(asyncio.to_thread(self._run_blocking, job, on_started, stop))
-        canceller = asyncio.ensure_future(cancel.wait())
-        try:
-            done, _ = await asyncio.wait({worker, canceller}, timeout=job.timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            canceller.cancel()
-        status = ""
-        if worker not in done:
-            status = "cancelled" if canceller in done else "timeout"
+        stopped = await race(worker, cancel, job)
+        if stopped is not None:
             stop.set()
         try:
             code, out, err, reason = await worker
         except Exception as exc:  # noqa: BLE001 - one clear error outcome per failure
             return Outcome("error", None, time.monotonic() - t0, str(exc))
         runtime_s = time.monotonic() - t0
-        if status:
-            reason = "cancelled by the scheduler" if status == "cancelled" else f"timed out after {job.timeout_s:g}s"
-            return Outcome(status, None, runtime_s, reason)
+        if stopped is not None:
+            return Outcome(stopped[0], None, runtime_s, stopped[1])
         paths = _write_logs(job, out, err)
         if code is None:
             return Outcome("error", None, runtime_s, reason, *paths)

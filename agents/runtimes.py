@@ -55,6 +55,20 @@ def stop_status(job: Job, cancelled: bool) -> tuple[str, str]:
     return "cancelled", "cancelled by the scheduler"
 
 
+async def race(work: asyncio.Future[Any], cancel: asyncio.Event, job: Job) -> tuple[str, str] | None:
+    """Wait for ``work``, a cancel or the job's timeout, whichever comes first.
+
+    Returns None when ``work`` finished first, else the (status, reason) of the stop
+    (``stop_status``); stopping ``work`` itself is the caller's job.
+    """
+    canceller = asyncio.ensure_future(cancel.wait())
+    try:
+        done, _ = await asyncio.wait({work, canceller}, timeout=job.timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        canceller.cancel()
+    return None if work in done else stop_status(job, canceller in done)
+
+
 @dataclass
 class Outcome:
     status: str                      # one of protocol.STATUSES
@@ -117,15 +131,10 @@ class ProcessRuntime:
             return Outcome("error", None, 0.0, f"cannot start {job.argv[0]!r}: {exc}", out_path, err_path)
         started(proc.pid)
         waiter = asyncio.ensure_future(proc.wait())
-        canceller = asyncio.ensure_future(cancel.wait())
-        try:
-            done, _ = await asyncio.wait({waiter, canceller}, timeout=job.timeout_s,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            canceller.cancel()
+        stopped = await race(waiter, cancel, job)
         status, reason = "succeeded", ""
-        if waiter not in done:
-            status, reason = stop_status(job, canceller in done)
+        if stopped is not None:
+            status, reason = stopped
             grace = self.grace_s if job.preempt is None else float(job.preempt.get("grace_s", self.grace_s))
             await self._kill_group(proc, waiter, grace)
         code = await waiter

@@ -300,7 +300,7 @@ def test_docker_preempt_stops_with_grace_and_the_next_attempt_resumes(docker_dae
             await rt.close()
 
     first = asyncio.run(attempt(1, 0.0))
-    assert first.status == "cancelled" and first.exit_code == 0   # the agent reports it as "preempted"
+    assert first.status == "preempted" and first.exit_code == 0   # stopped gracefully: exit code of the trap
     log = (ckpt / "log").read_text().splitlines()
     assert log == ["start 0 /checkpoint", "term"]                 # SIGTERM reached the trap: graceful
     saved = int((ckpt / "next").read_text())

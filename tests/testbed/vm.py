@@ -33,6 +33,7 @@ from pathlib import Path
 # The guest protocol is the product's (the agent's vm runtime boots the same guest):
 # /init script, domain XML template ($name $memory_mib $vcpus $kernel $initrd $cmdline
 # $console_log, fill it with ``GuestKit.domain_xml``) and base kernel command line.
+from agentic_sched.agents import runtime_vm as _runtime_vm
 from agentic_sched.agents.runtime_vm import BASE_CMDLINE, INIT_SCRIPT
 from agentic_sched.agents.runtime_vm import DOMAIN_TEMPLATE as DOMAIN_XML_TEMPLATE
 
@@ -115,15 +116,11 @@ class GuestKit:
 
 
 def parse_console(raw: bytes) -> GuestResult:
-    """Decode the console protocol in ``raw``; raises ``TestbedError`` if it is absent."""
-    text = raw.decode(errors="replace").replace("\r", "")
-    m = re.search(r"^AGENTIC-BEGIN\n"
-                  r"AGENTIC-STDOUT ?([A-Za-z0-9+/=]*)\n"
-                  r"AGENTIC-STDERR ?([A-Za-z0-9+/=]*)\n"
-                  r"AGENTIC-EXIT (\d+)$", text, re.M)
-    if not m:
-        raise TestbedError(f"no AGENTIC result on the guest console; tail: {text[-2000:]!r}")
-    return GuestResult(base64.b64decode(m[1]), base64.b64decode(m[2]), int(m[3]))
+    """Decode the console protocol in ``raw`` (the product's parser); ``TestbedError`` if absent."""
+    try:
+        return GuestResult(*_runtime_vm.parse_console(raw))
+    except ValueError as exc:
+        raise TestbedError(str(exc)) from None
 
 
 def ensure_libvirtd(uri: str = QEMU_URI, timeout: float = 30) -> None:
