@@ -266,10 +266,13 @@ class Applier:
         self.finish(rec, "cancelled", reason, end=rec.state != "pending")
 
     # ------------------------------------------------------------------ planning
-    def snapshot(self, batch_max: int, preview: bool = False) -> tuple[Problem, dict[str, int]]:
+    def snapshot(self, batch_max: int, preview: bool = False,
+                 only: set[str] | None = None) -> tuple[Problem, dict[str, int]]:
         """The Problem of the next round: schedulable workers with their running work
         (``until`` = start + estimate, at least now) and up to ``batch_max`` pending tasks
-        in urgency order (priority, deadline, submission)."""
+        in urgency order (priority, deadline, submission). ``only`` restricts the tasks to
+        those ids (a repair round); like ``preview`` it leaves the batch counters alone."""
+        preview = preview or only is not None
         now = self.clock()
         workers = []
         for w in self.registry.workers.values():
@@ -284,7 +287,7 @@ class Applier:
             model = w.effective_capacity()  # drift-corrected from heartbeats
             workers.append(w.model.__class__(w.model.id, model.capacity, w.model.labels, w.model.devices,
                                              w.model.speed, w.model.health, w.model.idle_cost, tuple(running)))
-        pend = list(self.pending.values())
+        pend = [r for r in self.pending.values() if only is None or r.id in only]
         if len(pend) > batch_max:
             pend.sort(key=lambda r: (-r.model.priority, math.inf if r.model.deadline is None else r.model.deadline,
                                      r.seq))

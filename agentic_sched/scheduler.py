@@ -136,6 +136,7 @@ class Scheduler:
         self._session = uuid.uuid4().hex
         self._open = False
         self._last_plan: Plan | None = None
+        self._next_start: float | None = None  # scheduler time of the earliest delayed start
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> Scheduler:
@@ -445,6 +446,21 @@ class Scheduler:
                 self._next_start = ap.apply_plan(plan, versions, self.config.start_slack_s)
                 await ap.flush()
 
+    def _repair(self, task_ids: set[str]) -> None:
+        """Re-place the tasks of lost workers at once (under the applier lock): a greedy
+        earliest-finish round over just those tasks against live state, so repair does
+        not wait for the next full-budget round; whatever it cannot place now stays
+        pending for the regular rounds. O(affected tasks x workers), milliseconds."""
+        ap = self._ap
+        problem, versions = ap.snapshot(self.config.batch_max, only=task_ids)
+        if not problem.tasks or not problem.workers:
+            return
+        plan = attrs.evolve(GREEDY["eft"].plan(problem), planner="repair[eft]")
+        next_start = ap.apply_plan(plan, versions, self.config.start_slack_s)
+        if next_start is not None:
+            self._next_start = next_start if self._next_start is None else min(self._next_start, next_start)
+            ap.kick()
+
     async def _inbox_loop(self) -> None:
         ap = self._ap
         async for first in self._inbox:
@@ -485,12 +501,16 @@ class Scheduler:
             await anyio.sleep(0.1)
             async with ap.lock:
                 lost = self._registry.silent()
+                affected: set[str] = set()
                 for w in lost:
                     timeout = self._registry.timeout_of(w)
                     why = f"no message for more than {timeout:g}s"
                     if w.reason.startswith("cannot connect"):
                         why += f" ({w.reason})"  # keep the connect error that explains it
+                    affected |= w.holding
                     ap.worker_lost(w, why)
+                if affected:
+                    self._repair(affected)
                 ap.expire_reservations()
                 drained = ap.take_drained()
                 for w in drained:

@@ -44,6 +44,54 @@ async def test_killed_worker_is_lost_and_its_tasks_finish_elsewhere_once(tmp_pat
         assert s.counts()["lost"] == 2 and [w.state for w in s.workers()] == ["lost", "up"]
 
 
+class SlowEft:
+    """A planner that answers like EFT but only after a while (a big full-budget round)."""
+
+    name = "slow-eft"
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def plan(self, problem, budget_s=None):
+        import time
+
+        import attrs
+
+        from agentic_sched import greedy
+
+        if len(problem.tasks) > 1:
+            time.sleep(self.delay_s)
+        return attrs.evolve(greedy(problem, "eft"), planner=self.name)
+
+
+async def test_lost_workers_tasks_are_repaired_without_waiting_for_a_slow_round(tmp_path):
+    """The lost worker's task is re-placed by the repair round while a slow planner round
+    is still running: it starts on the spare worker before that round's plan lands."""
+    async with Scheduler(state_dir=str(tmp_path), planner=SlowEft(4.0), plan_budget_s=5.0, heartbeat_s=0.2,
+                         heartbeat_timeout_s=1.0, batch_window_s=0.01) as s:
+        events = s.subscribe()
+        await s.add_worker(id="w1", capacity={"cpu": 1})
+        victim = await s.submit(TaskSpec(id="victim", argv=["sleep", "30"], duration=30, demand={"cpu": 1}))
+        with anyio.fail_after(30):
+            while s.status(victim).state != "running":
+                await anyio.sleep(0.05)
+        await s.add_worker(id="w2", capacity={"cpu": 1})
+        # a batch the slow planner will chew on (released later, so it never competes for w2)
+        await s.submit_many(TaskSpec(id=f"later{i}", argv=["true"], duration=1, release=600) for i in range(5))
+        assert s.local.kill_agent("w1")
+        order = []
+        with anyio.fail_after(60):
+            async for ev in events:
+                if ev.kind == "planned" and ev.data.get("planner") == "slow-eft" and "worker_lost" in order:
+                    order.append("slow round landed")
+                if ev.kind in ("worker_lost", "started") and (ev.kind != "started" or ev.task == "victim"):
+                    order.append(ev.kind if ev.kind == "worker_lost" else f"started on {ev.worker}")
+                if "slow round landed" in order or "started on w2" in order:
+                    break
+        assert order[-2:] == ["worker_lost", "started on w2"], order
+        assert s.status("victim").attempt == 2
+
+
 class FakeAgent:
     """A real unix-socket agent speaking the protocol, scripted to misbehave."""
 
