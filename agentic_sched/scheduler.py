@@ -420,7 +420,7 @@ class Scheduler:
 
     async def _plan_loop(self) -> None:
         ap = self._ap
-        self._next_start: float | None = None
+        self._next_start = None
         self._last_round = time.monotonic()
         await self._warm_up()
         while True:
