@@ -182,53 +182,6 @@ def usage_at(T, U, n, t):
     return U[_segment_of(T, n, t + EPS)]
 
 
-# ------------------------------------------------------------------ plain-Python references
-
-
-def _segments(T, U, n):
-    return [(T[k], T[k + 1] if k + 1 < n else math.inf, list(U[k])) for k in range(n)]
-
-
-def earliest_start_ref(T, U, n, cap, dem, nres, gcount, gshare, release, dur):
-    """Naive reference: try every candidate start, check every overlapping segment."""
-    segs = _segments(T, U, n)
-    candidates = sorted({max(release, T[0])} | {s for s, _, _ in segs if s > release})
-    for t in candidates:
-        window = [u for s, e, u in segs if e > t + EPS and s < t + dur - EPS]
-        if not all(u[r] + dem[r] <= cap[r] + EPS * max(1.0, cap[r]) for u in window for r in range(nres)):
-            continue
-        ndev = len(cap) - nres
-        free = sum(
-            1 for d in range(ndev)
-            if max(u[nres + d] for u in window) + gshare <= cap[nres + d] + EPS * max(1.0, cap[nres + d])
-        )
-        if gcount == 0 or free >= gcount:
-            return t
-    return math.inf
-
-
-def add_interval_ref(segments, start, end, vec):
-    """Reference for ``add_interval`` on a list of ``(start, end, usage)`` segments."""
-    cuts = sorted({s for s, _, _ in segments} | {start} | ({end} if end < math.inf else set()))
-    out = []
-    for i, s in enumerate(cuts):
-        e = cuts[i + 1] if i + 1 < len(cuts) else math.inf
-        base = next(u for a, b, u in segments if a <= s < b)
-        inside = start <= s < end
-        out.append((s, e, [x + (vec[c] if inside else 0.0) for c, x in enumerate(base)]))
-    return out
-
-
-@njit(cache=True)
-def usage_rows(T, U, n, t, idx):
-    """Usage rows at time ``t`` of the workers listed in ``idx`` -> float64[len(idx), C]."""
-    out = np.empty((idx.shape[0], U.shape[2]))
-    for i in range(idx.shape[0]):
-        w = idx[i]
-        out[i, :] = usage_at(T[w], U[w], n[w], t)
-    return out
-
-
 @njit(cache=True)
 def _fits_under_peak(peak, cap, w, dem, nres, gcount, gshare):
     """Whether the task fits on ``w`` even at the worker's peak usage (then at any time)."""
@@ -376,6 +329,43 @@ def choose_worker(T, U, n, cap, nres, starts, dur, load, dem, gpu_milli, mode):
             best = w
             best_score = score
     return best
+
+
+# ------------------------------------------------------------------ plain-Python references
+
+
+def _segments(T, U, n):
+    return [(T[k], T[k + 1] if k + 1 < n else math.inf, list(U[k])) for k in range(n)]
+
+
+def earliest_start_ref(T, U, n, cap, dem, nres, gcount, gshare, release, dur):
+    """Naive reference: try every candidate start, check every overlapping segment."""
+    segs = _segments(T, U, n)
+    candidates = sorted({max(release, T[0])} | {s for s, _, _ in segs if s > release})
+    for t in candidates:
+        window = [u for s, e, u in segs if e > t + EPS and s < t + dur - EPS]
+        if not all(u[r] + dem[r] <= cap[r] + EPS * max(1.0, cap[r]) for u in window for r in range(nres)):
+            continue
+        ndev = len(cap) - nres
+        free = sum(
+            1 for d in range(ndev)
+            if max(u[nres + d] for u in window) + gshare <= cap[nres + d] + EPS * max(1.0, cap[nres + d])
+        )
+        if gcount == 0 or free >= gcount:
+            return t
+    return math.inf
+
+
+def add_interval_ref(segments, start, end, vec):
+    """Reference for ``add_interval`` on a list of ``(start, end, usage)`` segments."""
+    cuts = sorted({s for s, _, _ in segments} | {start} | ({end} if end < math.inf else set()))
+    out = []
+    for i, s in enumerate(cuts):
+        e = cuts[i + 1] if i + 1 < len(cuts) else math.inf
+        base = next(u for a, b, u in segments if a <= s < b)
+        inside = start <= s < end
+        out.append((s, e, [x + (vec[c] if inside else 0.0) for c, x in enumerate(base)]))
+    return out
 
 
 def choose_worker_ref(usage_rows_at, cap, nres, starts, dur, load, dem, gpu_milli, mode):

@@ -74,16 +74,6 @@ class Timelines:
         if (vec < 0).any():  # usage shrank (a removal): the pruning bounds may be too high
             self._bounds.clear()
 
-    def earliest(self, task: Task, eligible: np.ndarray, *, release: float | None = None) -> np.ndarray:
-        """Earliest feasible start of ``task`` on every worker (+inf where ineligible)."""
-        g = task.gpu
-        return K.earliest_starts(
-            self.T, self.U, self.n, self.cap, self.demand(task), self.nres,
-            0 if g is None else g.count, 0.0 if g is None else float(g.share),
-            task.earliest(self.now) if release is None else release,
-            task.duration / self.speed, eligible,
-        )
-
     def earliest_pruned(self, task: Task, eligible: np.ndarray, *, by_finish: bool) -> np.ndarray:
         """Earliest starts, exact only for workers that can still win (others +inf).
 
@@ -116,10 +106,6 @@ class Timelines:
         gpu_milli = 0.0 if task.gpu is None else float(task.gpu.count * task.gpu.share)
         return int(K.choose_worker(self.T, self.U, self.n, self.cap, self.nres, starts,
                                    task.duration / self.speed, load, self.demand(task), gpu_milli, mode))
-
-    def usage(self, t: float, workers: np.ndarray) -> np.ndarray:
-        """Usage rows ``[len(workers), C]`` at time ``t``."""
-        return K.usage_rows(self.T, self.U, self.n, t, workers.astype(np.int64))
 
     def place(self, task: Task, w: int, start: float) -> tuple[int, ...]:
         """Book ``task`` on worker ``w`` from ``start``; returns its GPU device indices."""
