@@ -9,6 +9,7 @@ import textwrap
 import anyio
 import pytest
 from agentic_sched.agents import protocol
+from scripted_agent import ScriptedAgentBase
 
 from agentic_sched._errors import InvalidProblem
 from agentic_sched._preempt import Host, Running, choose_victims, victims_on
@@ -181,54 +182,36 @@ async def test_non_preemptible_equal_priority_and_disabled_preemption_never_pree
 # ---------------------------------------------------------------------------- fencing
 
 
-class ScriptedAgent:
+class ScriptedAgent(ScriptedAgentBase):
     """A unix-socket agent that holds ``low`` running until preempted, then replays late
     messages of attempt 1 while attempt 2 runs (they must be ignored)."""
 
     def __init__(self, path: str, features: list[str]) -> None:
-        self.path, self.features = path, features
+        super().__init__(path)
+        self.features = features
         self.stops: list[dict] = []
 
-    async def serve(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        listener = await anyio.create_unix_listener(self.path)
-        task_status.started()
-        await listener.serve(self.session)
-
-    async def session(self, stream) -> None:
-        async def send(*msgs):
-            await stream.send(b"".join(protocol.encode(m) for m in msgs))
-
-        buf = b""
-        async with stream:
-            while True:
-                try:
-                    buf += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    return
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    m = protocol.decode(line)
-                    if m["type"] == "hello":
-                        await send(protocol.make("welcome", worker="fake", agent_id="f", pid=1, runtimes=["noop"],
-                                                 facts={"features": self.features}))
-                    elif m["type"] in ("preempt", "cancel") and m["task"] == "low":
-                        self.stops.append(m)
-                        await send(protocol.make("finished", task="low", attempt=m["attempt"],
-                                                 status="preempted" if m["type"] == "preempt" else "cancelled",
-                                                 exit_code=143, runtime_s=1.0))
-                    elif m["type"] == "assign" and m["task"] == "low" and m["attempt"] == 1:
-                        await send(protocol.make("started", task="low", attempt=1))
-                    elif m["type"] == "assign" and m["task"] == "low":
-                        await send(protocol.make("started", task="low", attempt=m["attempt"]),
-                                   protocol.make("started", task="low", attempt=1),       # late, stale
-                                   protocol.make("finished", task="low", attempt=1, status="failed", exit_code=7))
-                        await anyio.sleep(0.3)
-                        await send(protocol.make("finished", task="low", attempt=m["attempt"], status="succeeded",
-                                                 exit_code=0))
-                    elif m["type"] == "assign":
-                        t, a = m["task"], m["attempt"]
-                        await send(protocol.make("started", task=t, attempt=a),
-                                   protocol.make("finished", task=t, attempt=a, status="succeeded", exit_code=0))
+    async def on_message(self, m, send) -> None:
+        if m["type"] == "hello":
+            await send(protocol.make("welcome", worker="fake", agent_id="f", pid=1, runtimes=["noop"],
+                                     facts={"features": self.features}))
+        elif m["type"] in ("preempt", "cancel") and m["task"] == "low":
+            self.stops.append(m)
+            await send(protocol.make("finished", task="low", attempt=m["attempt"],
+                                     status="preempted" if m["type"] == "preempt" else "cancelled",
+                                     exit_code=143, runtime_s=1.0))
+        elif m["type"] == "assign" and m["task"] == "low" and m["attempt"] == 1:
+            await send(protocol.make("started", task="low", attempt=1))
+        elif m["type"] == "assign" and m["task"] == "low":
+            await send(protocol.make("started", task="low", attempt=m["attempt"]),
+                       protocol.make("started", task="low", attempt=1),       # late, stale
+                       protocol.make("finished", task="low", attempt=1, status="failed", exit_code=7))
+            await anyio.sleep(0.3)
+            await send(protocol.make("finished", task="low", attempt=m["attempt"], status="succeeded", exit_code=0))
+        elif m["type"] == "assign":
+            t, a = m["task"], m["attempt"]
+            await send(protocol.make("started", task=t, attempt=a),
+                       protocol.make("finished", task=t, attempt=a, status="succeeded", exit_code=0))
 
 
 @pytest.mark.anyio

@@ -8,6 +8,7 @@ import collections
 import anyio
 import pytest
 from agentic_sched.agents import protocol
+from scripted_agent import ScriptedAgentBase
 
 from agentic_sched._spec import TaskSpec
 from agentic_sched.scheduler import Scheduler
@@ -92,40 +93,22 @@ async def test_lost_workers_tasks_are_repaired_without_waiting_for_a_slow_round(
         assert s.status("victim").attempt == 2
 
 
-class FakeAgent:
+class FakeAgent(ScriptedAgentBase):
     """A real unix-socket agent speaking the protocol, scripted to misbehave."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
+        super().__init__(path)
         self.assigned: list[dict] = []
         self.bad_lines: list[bytes] = []
 
-    async def serve(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
-        listener = await anyio.create_unix_listener(self.path)
-        task_status.started()
-        await listener.serve(self.session)
-
-    async def session(self, stream) -> None:
-        buf = b""
-        async with stream:
-            while True:
-                try:
-                    buf += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    return
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    msg = protocol.decode(line)
-                    out = []
-                    if msg["type"] == "hello":
-                        out.append(protocol.make("welcome", worker="fake", agent_id="f", pid=1, runtimes=["noop"]))
-                    elif msg["type"] == "assign":
-                        self.assigned.append(msg)
-                        t, a = msg["task"], msg["attempt"]
-                        out = [protocol.make("started", task=t, attempt=a)]
-                        await stream.send(b"".join(protocol.encode(m) for m in out) + b"".join(self.bad_lines))
-                        out = [protocol.make("finished", task=t, attempt=a, status="succeeded", exit_code=0)]
-                    await stream.send(b"".join(protocol.encode(m) for m in out))
+    async def on_message(self, msg, send) -> None:
+        if msg["type"] == "hello":
+            await send(protocol.make("welcome", worker="fake", agent_id="f", pid=1, runtimes=["noop"]))
+        elif msg["type"] == "assign":
+            self.assigned.append(msg)
+            t, a = msg["task"], msg["attempt"]
+            await send(protocol.make("started", task=t, attempt=a), raw=b"".join(self.bad_lines))
+            await send(protocol.make("finished", task=t, attempt=a, status="succeeded", exit_code=0))
 
 
 async def test_bad_messages_are_ignored_and_nothing_is_lost(tmp_path):
