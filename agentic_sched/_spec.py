@@ -98,7 +98,8 @@ def check_spec(spec: TaskSpec, task_id: str, submitted: float) -> Task:
     """Validate ``spec`` and return the planning ``Task`` on the scheduler clock.
 
     Raises ``InvalidProblem`` naming the field (``task.argv``, ``task.demand.cpu`` ...).
-    The task demands one ``task_slots`` besides its own demand.
+    The task demands one ``task_slots`` besides its own demand; ``docker`` / ``vm`` tasks
+    also require the label ``runtime.<name>: yes`` that agents offering it report.
     """
     if not isinstance(spec, TaskSpec):
         raise InvalidProblem("task", f"expected a TaskSpec, got {type(spec).__name__}")
@@ -135,8 +136,12 @@ def check_spec(spec: TaskSpec, task_id: str, submitted: float) -> Task:
         json.dumps(spec.options, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidProblem("task.options", f"must be JSON-serialisable: {exc}") from None
+    requires = dict(spec.requires) if isinstance(spec.requires, Mapping) else spec.requires
+    if spec.runtime in ("docker", "vm") and isinstance(requires, dict):
+        # only hosts whose agent offers the runtime (label reported in its welcome) fit
+        requires.setdefault(f"runtime.{spec.runtime}", "yes")
     doc: dict[str, Any] = {"id": task_id, "demand": spec.demand, "duration": spec.duration,
-                           "priority": spec.priority, "requires": spec.requires}
+                           "priority": spec.priority, "requires": requires}
     if spec.gpu is not None:
         doc["gpu"] = spec.gpu
     for key in ("release", "deadline"):

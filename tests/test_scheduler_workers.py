@@ -160,3 +160,22 @@ async def test_restored_worker_without_its_executor_waits_with_a_reason(tmp_path
             while (far := next(w for w in s.workers() if w.id == "far")).state != "lost":
                 await anyio.sleep(0.05)
         assert "no executor 'ssh' registered" in far.reason
+
+
+async def test_docker_task_waits_for_a_worker_that_offers_docker(tmp_path):
+    """A docker task only fits workers whose agent reports ``runtime.docker``; elsewhere
+    it stays pending with a reason that says so."""
+    sock = str(tmp_path / "fake.sock")
+    agent = FakeAgent(sock)  # offers only the noop runtime, reports no labels
+    async with anyio.create_task_group() as tg:
+        await tg.start(agent.serve)
+        async with Scheduler(state_dir=str(tmp_path / "s")) as s:
+            await s.add_worker(id="fake", executor="unix", address=sock)
+            h = await s.submit(TaskSpec(id="c1", runtime="docker", options={"image": "agentic-sched/busybox:test"},
+                                        argv=["true"]))
+            with anyio.fail_after(30):
+                while "runtime.docker" not in s.why_pending(h):
+                    await anyio.sleep(0.05)
+            assert "0/1 workers fit: 1 missing label runtime.docker=yes" in s.why_pending(h)
+            assert s.status(h).state == "pending" and not agent.assigned
+        tg.cancel_scope.cancel()
