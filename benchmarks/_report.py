@@ -180,6 +180,26 @@ def synthetic_section(lines: list[str]) -> None:
                        ("lateness", "weighted lateness")):
         _plot_vs_load(agg, cfg, key, title)
         lines += [f"![{title} vs load](plots/sim_{key}.png)", ""]
+    kept = [r for r in doc["rows"] if "series" in r]
+    if kept:
+        _plot_util(kept)
+        r0 = kept[0]
+        lines += [f"Cluster cpu utilisation over time ({r0['family']}, load {r0['load']}, seed {r0['seed']}):", "",
+                  "![cpu utilisation over time](plots/sim_util.png)", ""]
+
+
+def _plot_util(rows: list[dict[str, Any]]) -> None:
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for r in rows:
+        ax.plot(r["series"]["t"], r["series"]["cpu_util"], drawstyle="steps-post", lw=1, label=r["label"])
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("cpu allocated / capacity")
+    ax.set_ylim(0, 1.05)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(PLOTS / "sim_util.png", dpi=100)
+    plt.close(fig)
 
 
 def _plot_vs_load(agg: dict, cfg: dict[str, Any], key: str, title: str) -> None:

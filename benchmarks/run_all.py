@@ -111,15 +111,24 @@ def openb_fallback(seeds: list[int]) -> dict[str, Any]:
     return doc
 
 
-def sim_job(family: str, load: float, seed: int, policy: str, size: tuple[int, int], budget_s: float) -> dict[str, Any]:
+def sim_job(family: str, load: float, seed: int, policy: str, size: tuple[int, int], budget_s: float,
+            keep_series: bool = False) -> dict[str, Any]:
+    """One simulation; ``keep_series`` adds cpu utilisation over time (<= 400 points)."""
+    import numpy as np
+
     from agentic_sched.sim import generate_workload, make_policy, simulate
 
     wl = generate_workload(family, size[0], size[1], load=load, seed=seed)
     t0 = time.perf_counter()
     r = simulate(wl, make_policy(policy, budget_s=budget_s), seed=seed)
-    return {"family": family, "load": load, "seed": seed, "policy": policy, "label": r.policy,
-            "tasks": size[0], "workers": size[1], "metrics": r.metrics, "timing": r.timing,
-            "wall_s": time.perf_counter() - t0}
+    row = {"family": family, "load": load, "seed": seed, "policy": policy, "label": r.policy,
+           "tasks": size[0], "workers": size[1], "metrics": r.metrics, "timing": r.timing,
+           "wall_s": time.perf_counter() - t0}
+    if keep_series and len(r.series):
+        ser = r.series[np.unique(np.linspace(0, len(r.series) - 1, 400).astype(int))]
+        util = np.divide(ser[:, 1], ser[:, 2], out=np.zeros(len(ser)), where=ser[:, 2] > 0)
+        row["series"] = {"t": ser[:, 0].round(3).tolist(), "cpu_util": util.round(4).tolist()}
+    return row
 
 
 def planning_job(planner: str, size: tuple[int, int], budget_s: float) -> dict[str, Any]:
@@ -210,7 +219,8 @@ def main(quick: bool = False, skip: tuple[str, ...] = ()) -> int:
     sim_rows = []
     for f, ld, s, p in sim_grid:
         bar.set_postfix_str(f"sim {f} load {ld} {p}")
-        sim_rows.append(sim_job(f, ld, s, p, cfg["size"], cfg["budget_s"]))
+        keep = (f, ld, s) == (cfg["families"][0], max(cfg["loads"]), cfg["seeds"][0])
+        sim_rows.append(sim_job(f, ld, s, p, cfg["size"], cfg["budget_s"], keep_series=keep))
         bar.update()
     _write("sim.json", {"config": {k: cfg[k] for k in ("families", "loads", "seeds", "size", "budget_s")},
                         "rows": sim_rows})
