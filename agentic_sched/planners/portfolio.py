@@ -37,6 +37,7 @@ DEFAULT_BUDGET_S = 2.0
 ASTAR_MAX_TASKS = 8
 CPSAT_MAX_CELLS = 1500
 CPSAT_LNS_MIN_BUDGET_S = 4.0
+LNS_PASSES = 3.5  # an LNS construction costs about this many EFT passes
 TOL = 1e-6
 
 
@@ -95,15 +96,15 @@ class PortfolioPlanner:
         budget = DEFAULT_BUDGET_S if budget_s is None else max(0.0, budget_s)
         run = _Run(problem, started, started + 0.95 * budget - 0.02)
         # EFT first (the usual winner); the other greedy policies only while the budget
-        # still holds another pass of about the same cost (large problems, short budgets)
-        cost_s = 0.0
+        # still holds one more pass plus room for an LNS construction
+        eft_s = 0.0
         for g in sorted(GREEDY.values(), key=lambda g: g.name != "eft"):
-            if run.best is not None and run.left() < 1.5 * cost_s:
+            if run.best is not None and run.left() < (1.5 + LNS_PASSES) * eft_s:
                 run.log.append(f"{g.name} skipped (budget)")
                 continue
             t0 = time.perf_counter()
             run.attempt(g.name, functools.partial(g.plan, problem))
-            cost_s = time.perf_counter() - t0
+            eft_s = eft_s or time.perf_counter() - t0
         arrays = ProblemArrays(problem)
         try:
             run.bound = max(run.bound or 0.0, lower_bound(problem, arrays))
@@ -118,7 +119,9 @@ class PortfolioPlanner:
             primary = "cpsat" if primary == "lns" else primary
             run.attempt("cpsat", lambda: self._cpsat(problem, run))
         astar_done = run.best is not None and run.best.planner == "astar" and "complete" in run.best.detail
-        if N > 0 and run.left() > 0 and not self._proved(run) and not astar_done:
+        # LNS starts with a construction that costs a few greedy passes: skip it when
+        # the budget cannot hold one (very large problems on short budgets)
+        if N > 0 and run.left() > LNS_PASSES * eft_s and not self._proved(run) and not astar_done:
             run.attempt("lns", lambda: self._lns(problem, arrays, run))
         return self._answer(run, primary)
 
