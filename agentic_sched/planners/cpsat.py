@@ -331,12 +331,21 @@ class CpSatLns:
 
     def improve(self, s: Schedule, until: float) -> int:
         """Improve ``s`` in place until ``until``; returns the number of accepted windows."""
+        if time.perf_counter() + 0.1 >= until:  # the time grid alone costs O(N); not worth it
+            return 0
         a, problem = s.a, s.a.problem
         q, _ = time_grid(problem, a)
         rng = np.random.default_rng(self.seed)
         accepted = 0
         cur = s.objective()
-        while time.perf_counter() + 0.05 < until:
+        it_s, t_prev = 0.05, None  # a new window starts only if one more (as long as the last) fits
+        while True:
+            now = time.perf_counter()
+            if t_prev is not None:
+                it_s = max(0.05, now - t_prev)
+            if now + it_s >= until:
+                break
+            t_prev = now
             before = cur
             ws = self._pick(s, rng)
             tasks = [int(i) for i in np.flatnonzero(np.isin(s.worker, ws)) if s.gcount[i] == 0]

@@ -102,14 +102,15 @@ def _ordered(a: ProblemArrays, sel: np.ndarray, target: float) -> np.ndarray:
 def best_construction(a: ProblemArrays, until: float, rng: np.random.Generator,
                       tries: int = 3) -> Schedule:
     """The best of a few cost-aware constructions (slack order first, then noisy ones);
-    another one starts only if it can finish (by the first one's time) before ``until``."""
+    another one starts only if it can finish (by the first one's time) within the first
+    half of the time left, so that ruin-and-recreate gets the rest."""
     target = a.makespan_lower_bound()
     t0 = time.perf_counter()
     best = construct(a, slack_order(a, target), target)
     one = time.perf_counter() - t0
     best_obj = best.objective()
     for _ in range(tries - 1):
-        if time.perf_counter() + one >= until:
+        if time.perf_counter() + one >= until - 0.5 * (until - t0):  # leave half for LNS
             break
         s = construct(a, slack_order(a, target), target, rng, noise=0.1)
         obj = s.objective()

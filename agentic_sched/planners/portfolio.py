@@ -96,10 +96,10 @@ class PortfolioPlanner:
         budget = DEFAULT_BUDGET_S if budget_s is None else max(0.0, budget_s)
         run = _Run(problem, started, started + 0.95 * budget - 0.02)
         # EFT first (the usual winner); the other greedy policies only while the budget
-        # still holds one more pass plus room for an LNS construction
+        # still holds one more pass, the bound/arrays set-up (~2 passes) and an LNS construction
         eft_s = 0.0
         for g in sorted(GREEDY.values(), key=lambda g: g.name != "eft"):
-            if run.best is not None and run.left() < (1.5 + LNS_PASSES) * eft_s:
+            if run.best is not None and run.left() < (1.5 + 2.0 + LNS_PASSES) * eft_s:
                 run.log.append(f"{g.name} skipped (budget)")
                 continue
             t0 = time.perf_counter()
