@@ -18,6 +18,7 @@ import anyio
 import asyncssh
 import attrs
 import pytest
+from proc_util import alive
 from testbed import BUSYBOX_IMAGE
 
 from agentic_sched._errors import RemoteError
@@ -266,24 +267,16 @@ async def test_a_hung_agent_is_fenced_by_the_executor_and_its_attempt_rerun(clus
                         break
             t_lost = time.monotonic()
             with anyio.fail_after(20):  # fence: SIGTERM, then SIGKILL 0.5 s later
-                while _alive(pid):
+                while alive(pid):
                     await anyio.sleep(0.02)
             print(f"\nhung agent killed {time.monotonic() - t_lost:.2f}s after worker_lost")
         finally:
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         st = await task.wait(timeout=60)
         assert st.state == "done" and st.worker == b.id and st.attempt == 2
     assert (marks / "t.start").read_text().split() == ["1", "2"]
     assert (marks / "t.done").read_text().split() == ["2"]  # attempt 1 died with its agent
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def test_a_restarted_scheduler_picks_up_attempts_still_running_on_ssh_hosts(cluster, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from proc_util import alive
 
 from agentic_sched._errors import InvalidProblem, UnknownTask, UnknownWorker
 from agentic_sched._spec import TaskSpec
@@ -46,16 +47,8 @@ async def test_timeout_and_cancel_kill_the_process_group(tmp_path):
         assert cancelled.state == "cancelled"
         grandchild = int(marker.read_text())
         with anyio.fail_after(20):
-            while _alive(grandchild):
+            while alive(grandchild):
                 await anyio.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 async def test_invalid_specs_and_unknown_ids_are_clear_errors(tmp_path):
