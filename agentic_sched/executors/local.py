@@ -32,6 +32,7 @@ from anyio.abc import ByteStream
 
 from .._errors import RemoteError
 from .._spec import WorkerSpec
+from ._unix import connect_unix
 
 log = logging.getLogger("agentic_sched.executors.local")
 
@@ -77,7 +78,7 @@ class LocalExecutor:
     async def open(self, spec: WorkerSpec, *, spawn: bool = True) -> ByteStream:
         path = socket_path(self.worker_dir(spec.id))
         try:
-            return await anyio.connect_unix(path)
+            return await connect_unix(path)
         except OSError as exc:
             if not spawn:
                 raise RemoteError(f"agent of worker {spec.id} does not answer on {path}: {exc}") from None
@@ -85,7 +86,7 @@ class LocalExecutor:
         with anyio.move_on_after(self.start_timeout_s):
             while True:
                 try:
-                    return await anyio.connect_unix(path)
+                    return await connect_unix(path)
                 except OSError:
                     proc = self._procs.get(spec.id)
                     if proc is not None and proc.poll() not in (None, ALREADY_RUNNING):
@@ -148,7 +149,7 @@ class UnixExecutor:
 
     async def open(self, spec: WorkerSpec, *, spawn: bool = True) -> ByteStream:
         try:
-            return await anyio.connect_unix(spec.address or "")
+            return await connect_unix(spec.address or "")
         except OSError as exc:
             raise RemoteError(f"cannot connect to the agent of worker {spec.id} at {spec.address}: {exc}") from None
 
