@@ -6,11 +6,14 @@ messages, ``send_raw(data)`` writes bytes as they are (for malformed input).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 from agentic_sched.agents import protocol
+
+from agentic_sched.executors._unix import AsyncioStream
 
 Send = Callable[..., Awaitable[None]]
 
@@ -20,9 +23,18 @@ class ScriptedAgentBase:
         self.path = path
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        listener = await anyio.create_unix_listener(self.path)
-        task_status.started()
-        await listener.serve(self.session)
+        """Accept connections until cancelled, one ``session`` task each (asyncio streams:
+        anyio's raw UNIX streams are not safe to cancel, see executors/_unix.py)."""
+        async with anyio.create_task_group() as tg:
+            def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                tg.start_soon(self.session, AsyncioStream(reader, writer))
+
+            server = await asyncio.start_unix_server(accepted, self.path)
+            task_status.started()
+            try:
+                await anyio.sleep_forever()
+            finally:
+                server.close()
 
     async def session(self, stream: Any) -> None:
         async def send(*msgs: dict[str, Any], raw: bytes = b"") -> None:

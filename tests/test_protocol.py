@@ -11,6 +11,7 @@ import pytest
 from agentic_sched.agents import protocol
 from agentic_sched.agents.journal import Journal
 
+from agentic_sched.executors._unix import connect_unix
 from agentic_sched.executors.base import Link
 from agentic_sched.executors.local import AGENT_SCRIPT
 
@@ -87,7 +88,7 @@ async def test_real_agent_runs_a_resent_attempt_once(tmp_path):
         deadline = time.monotonic() + 20
         while True:
             try:
-                link = Link(await anyio.connect_unix(sock))
+                link = Link(await connect_unix(sock))
                 break
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None
