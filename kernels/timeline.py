@@ -177,24 +177,19 @@ def add_interval(T, U, n, start, end, vec):
 
 
 @njit(cache=True)
-def usage_at(T, U, n, t):
-    """Usage row of the segment containing ``t``."""
-    return U[_segment_of(T, n, t + EPS)]
+def add_booking(T, U, n, peak, w, start, end, vec):
+    """``add_interval`` on worker ``w`` of the all-worker arrays, then refresh ``peak[w]``.
+
+    Updates ``n[w]`` and ``peak[w]`` in place; same room precondition as ``add_interval``.
+    """
+    n[w] = add_interval(T[w], U[w], n[w], start, end, vec)
+    peak[w] = peak_usage(U[w], n[w])
 
 
 @njit(cache=True)
-def _fits_under_peak(peak, cap, w, dem, nres, gcount, gshare):
-    """Whether the task fits on ``w`` even at the worker's peak usage (then at any time)."""
-    for r in range(nres):
-        if not _fits(peak[w, r], dem[r], cap[w, r]):
-            return False
-    if gcount == 0:
-        return True
-    free = 0
-    for d in range(nres, peak.shape[1]):
-        if _fits(peak[w, d], gshare, cap[w, d]):
-            free += 1
-    return free >= gcount
+def usage_at(T, U, n, t):
+    """Usage row of the segment containing ``t``."""
+    return U[_segment_of(T, n, t + EPS)]
 
 
 @njit(cache=True)
@@ -209,25 +204,13 @@ def peak_usage(U, n):
 
 
 @njit(cache=True)
-def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur, eligible,
-                    bounds, bucket, now, lb_dem, lb_share, lb_dur, by_finish):
-    """Like ``earliest_starts`` but only evaluates workers that can still win.
-
-    ``peak[w]`` is the worker's peak usage (``peak_usage``): a task that fits beside it
-    starts at once without a scan. ``bounds[w, b]`` is a lower bound on the earliest
-    start on ``w`` of any task whose
-    demand is at least (``lb_dem``, ``gcount`` x ``lb_share``), release at least ``now``
-    and duration in bucket ``b`` or above; this task is in ``bucket`` and ``lb_dur[w]``
-    (<= ``dur[w]``) is that bucket's lower edge on ``w``. Bounds stay valid because
-    timelines only ever gain usage; every worker evaluated here gets its bound
-    refreshed exactly (and carried to the higher buckets).
-    The key (start, or start + duration when ``by_finish``) is exact for every worker
-    whose key is within 1e-9 (relative) of the minimum; pruned workers get +inf.
-    Complexity: O(W) plus two scans per worker that could still win.
-    """
+def _pruned_into(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duration, speed, eligible,
+                 bounds, bucket, now, lb_dem, lb_share, edge, by_finish, out, evaluated):
+    """The body of ``earliest_pruned``: fills ``out`` (pre-set to +inf), lists the
+    evaluated workers in ``evaluated`` and returns how many there are."""
     W = T.shape[0]
-    NB = bounds.shape[1]
-    out = np.full(W, np.inf)
+    NB = bounds.shape[0]
+    row = bounds[bucket]
     lastblock = np.zeros(U.shape[2] - nres + 1, dtype=np.int64)
     # the K most promising workers (smallest bounds, kept sorted) are tried first,
     # so that ``best`` is tight before the pruning pass over everyone
@@ -236,7 +219,7 @@ def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur,
     topv = np.full(K, np.inf)
     for w in range(W):
         if eligible[w]:
-            lb = max(release, bounds[w, bucket]) + (dur[w] if by_finish else 0.0)
+            lb = max(release, row[w]) + (duration / speed[w] if by_finish else 0.0)
             if lb < topv[K - 1]:
                 j = K - 1
                 while j > 0 and topv[j - 1] > lb:
@@ -246,8 +229,9 @@ def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur,
                 topv[j] = lb
                 top[j] = w
     if top[0] < 0:
-        return out
+        return 0
     best = np.inf
+    count = 0
     for step in range(K + W):
         if step < K:
             w = top[step]
@@ -257,41 +241,74 @@ def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur,
             w = step - K
             if not eligible[w] or out[w] < np.inf:
                 continue
-        extra = dur[w] if by_finish else 0.0
-        if max(release, bounds[w, bucket]) + extra > best + 1e-9 * max(1.0, abs(best)):
+        dur = duration / speed[w]
+        extra = dur if by_finish else 0.0
+        lb = max(release, row[w])
+        if lb + extra > best + 1e-9 * max(1.0, abs(best)):
             continue
-        if _fits_under_peak(peak, cap, w, dem, nres, gcount, gshare):
+        # does the task fit beside the worker's peak usage (then at any time)? Written
+        # out: a call with array arguments costs more than the check in this loop
+        fits = True
+        for r in range(nres):
+            if not (peak[w, r] + dem[r] <= cap[w, r] + EPS * max(1.0, cap[w, r])):
+                fits = False
+                break
+        if fits and gcount > 0:
+            free = 0
+            for d in range(nres, peak.shape[1]):
+                if peak[w, d] + gshare <= cap[w, d] + EPS * max(1.0, cap[w, d]):
+                    free += 1
+            fits = free >= gcount
+        if fits:
             s = max(release, T[w, 0])  # fits beside everything the worker ever holds
         else:
-            s = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur[w], lastblock)
+            s = earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur, lastblock)
         out[w] = s
-        if s > max(release, bounds[w, bucket]) + EPS:  # the bound was loose here: refresh it
-            fit = earliest_start(T, U, n, cap, w, lb_dem, nres, gcount, lb_share, now, lb_dur[w], lastblock)
+        evaluated[count] = w
+        count += 1
+        if s > lb + EPS:  # the bound was loose here: refresh it
+            fit = earliest_start(T, U, n, cap, w, lb_dem, nres, gcount, lb_share, now, edge / speed[w], lastblock)
             for b in range(bucket, NB):
-                if fit > bounds[w, b]:
-                    bounds[w, b] = fit
+                if fit > bounds[b, w]:
+                    bounds[b, w] = fit
         if s + extra < best:
             best = s + extra
+    return count
+
+
+@njit(cache=True)
+def earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duration, speed, eligible,
+                    bounds, bucket, now, lb_dem, lb_share, edge, by_finish):
+    """Like ``earliest_starts`` but only evaluates workers that can still win.
+
+    The task takes ``duration / speed[w]`` on worker ``w``.
+    ``peak[w]`` is the worker's peak usage (``peak_usage``): a task that fits beside it
+    starts at once without a scan. ``bounds[b, w]`` is a lower bound on the earliest
+    start on ``w`` of any task whose
+    demand is at least (``lb_dem``, ``gcount`` x ``lb_share``), release at least ``now``
+    and duration in bucket ``b`` or above; this task is in ``bucket`` and ``edge``
+    (<= ``duration``) is that bucket's lower edge. Bounds stay valid because
+    timelines only ever gain usage; every worker evaluated here gets its bound
+    refreshed exactly (and carried to the higher buckets).
+    The key (start, or start + duration when ``by_finish``) is exact for every worker
+    whose key is within 1e-9 (relative) of the minimum; pruned workers get +inf.
+    Complexity: O(W) plus two scans per worker that could still win.
+    """
+    W = T.shape[0]
+    out = np.full(W, np.inf)
+    evaluated = np.empty(W, dtype=np.int64)
+    _pruned_into(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duration, speed, eligible,
+                 bounds, bucket, now, lb_dem, lb_share, edge, by_finish, out, evaluated)
     return out
 
 
 @njit(cache=True)
-def choose_worker(T, U, n, cap, nres, starts, dur, load, dem, gpu_milli, mode):
-    """Pick a worker from ``starts`` (+inf = infeasible); -1 if none.
-
-    ``mode`` 0 = earliest finish (``starts + dur``), ties to the least ``load`` then
-    the lowest index. Modes 1-3 take the workers that can start earliest (within
-    1e-9) and score the allocated fractions after placing the task at that time
-    (resources in column order, GPU devices pooled into one column when the problem
-    has devices): 1 least allocated (spread), 2 most allocated (pack), 3 most even
-    fractions (balanced; ties to least allocated). Ties go to the lowest index.
-    """
-    W = starts.shape[0]
-    C = U.shape[2]
-    ndev = C - nres
+def _choose_among(T, U, n, cap, nres, starts, duration, speed, load, dem, gpu_milli, mode, cand, count):
+    """``choose_worker`` restricted to workers ``cand[:count]`` (all others have +inf)."""
     key = np.inf
-    for w in range(W):
-        v = starts[w] + (dur[w] if mode == 0 else 0.0)
+    for i in range(count):
+        w = cand[i]
+        v = starts[w] + (duration / speed[w] if mode == 0 else 0.0)
         if v < key:
             key = v
     if key == np.inf:
@@ -299,36 +316,93 @@ def choose_worker(T, U, n, cap, nres, starts, dur, load, dem, gpu_milli, mode):
     tie = key + 1e-9 * max(1.0, abs(key))
     best = -1
     best_score = -np.inf
+    ndev = U.shape[2] - nres
     ncols = nres + (1 if ndev > 0 else 0)
     fr = np.zeros(ncols)
-    for w in range(W):
-        v = starts[w] + (dur[w] if mode == 0 else 0.0)
+    seg_t = key + EPS
+    for i in range(count):
+        w = cand[i]
+        v = starts[w] + (duration / speed[w] if mode == 0 else 0.0)
         if v > tie:
             continue
         if mode == 0:
             score = -load[w]
         else:
-            row = usage_at(T[w], U[w], n[w], key)
+            # written out (a call with array arguments per worker costs more than the
+            # score); sums run left to right like ``ndarray.mean``, so the scores are
+            # bit-identical to the array expressions this replaced
+            k, hi = 0, n[w] - 1  # _segment_of(T[w], n[w], key + EPS)
+            if hi > 0 and T[w, 1] > seg_t:  # the common case: the first segment
+                hi = 0
+            while k < hi:
+                mid = (k + hi + 1) // 2
+                if T[w, mid] <= seg_t:
+                    k = mid
+                else:
+                    hi = mid - 1
             for r in range(nres):
-                fr[r] = (row[r] + dem[r]) / cap[w, r] if cap[w, r] > 0 else 0.0
+                fr[r] = (U[w, k, r] + dem[r]) / cap[w, r] if cap[w, r] > 0 else 0.0
             if ndev > 0:
                 used = gpu_milli
                 total = 0.0
-                for d in range(ndev):
-                    used += row[nres + d]
-                    total += cap[w, nres + d]
+                for c in range(nres, nres + ndev):
+                    used += U[w, k, c]
+                    total += cap[w, c]
                 fr[nres] = used / total if total > 0 else 0.0
-            mean = fr.mean()
+            acc = 0.0
+            for c in range(ncols):
+                acc += fr[c]
+            mean = acc / ncols
             if mode == 1:
                 score = -mean
             elif mode == 2:
                 score = mean
             else:
-                score = -np.sqrt(((fr - mean) ** 2).mean()) - 1e-3 * mean
-        if best < 0 or score > best_score:
+                acc = 0.0
+                for c in range(ncols):
+                    d = fr[c] - mean
+                    acc += d * d
+                score = -np.sqrt(acc / ncols) - 1e-3 * mean
+        # ties to the lowest index whatever the visiting order
+        if best < 0 or score > best_score or (score == best_score and w < best):
             best = w
             best_score = score
     return best
+
+
+@njit(cache=True)
+def choose_worker(T, U, n, cap, nres, starts, duration, speed, load, dem, gpu_milli, mode):
+    """Pick a worker from ``starts`` (+inf = infeasible); -1 if none.
+
+    The task takes ``duration / speed[w]`` on worker ``w``.
+    ``mode`` 0 = earliest finish (``starts + duration``), ties to the least ``load`` then
+    the lowest index. Modes 1-3 take the workers that can start earliest (within
+    1e-9) and score the allocated fractions after placing the task at that time
+    (resources in column order, GPU devices pooled into one column when the problem
+    has devices): 1 least allocated (spread), 2 most allocated (pack), 3 most even
+    fractions (balanced; ties to least allocated). Ties go to the lowest index.
+    """
+    cand = np.arange(starts.shape[0])
+    return _choose_among(T, U, n, cap, nres, starts, duration, speed, load, dem, gpu_milli, mode,
+                         cand, starts.shape[0])
+
+
+@njit(cache=True)
+def greedy_pick(T, U, n, cap, peak, dem, nres, gcount, gshare, gpu_milli, release, duration, speed, eligible,
+                bounds, bucket, now, lb_dem, lb_share, edge, load, mode):
+    """One greedy step: ``choose_worker`` over the starts of ``earliest_pruned``.
+
+    Arguments as for those two kernels (``by_finish`` is ``mode == 0``); the choice
+    only visits the workers the pruned pass evaluated (all others are +inf).
+    Returns ``(worker, start)``, ``(-1, inf)`` when no worker can host the task.
+    """
+    W = T.shape[0]
+    out = np.full(W, np.inf)
+    cand = np.empty(W, dtype=np.int64)
+    count = _pruned_into(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duration, speed, eligible,
+                         bounds, bucket, now, lb_dem, lb_share, edge, mode == 0, out, cand)
+    w = _choose_among(T, U, n, cap, nres, out, duration, speed, load, dem, gpu_milli, mode, cand, count)
+    return w, (out[w] if w >= 0 else np.inf)
 
 
 # ------------------------------------------------------------------ plain-Python references

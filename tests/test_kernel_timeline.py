@@ -81,17 +81,19 @@ def _random_cluster(seed: int):  # type: ignore[no-untyped-def]
 def test_earliest_pruned_exact_for_every_possible_winner(seed: int) -> None:
     rng, T, U, n, cap, nres, ndev = _random_cluster(seed)
     W = T.shape[0]
-    bounds = np.zeros((W, 4))  # one bounds table per task shape, reused across calls
+    bounds = np.zeros((4, W))  # one bounds table per task shape, reused across calls
     dem = rng.choice([0.0, 1.0, 2.0], nres)
     gcount = int(rng.integers(0, ndev + 1)) if ndev else 0
     gshare = 500.0 if gcount == 1 else 1000.0
+    speed = rng.choice([0.5, 1.0, 2.0], W)
     for _ in range(4):  # bounds from earlier calls must stay valid as usage grows
-        release, dur = float(rng.uniform(0, 10)), np.full(W, float(rng.uniform(0.5, 5)))
+        release, duration = float(rng.uniform(0, 10)), float(rng.uniform(0.5, 5))
+        dur = duration / speed
         by_finish = bool(rng.integers(0, 2))
         eligible = rng.random(W) < 0.9
         peak = np.array([K.peak_usage(U[w], n[w]) for w in range(W)])
-        got = K.earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, dur, eligible, bounds, 2,
-                                0.0, dem, gshare, np.full(W, 0.25), by_finish)
+        got = K.earliest_pruned(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duration, speed, eligible,
+                                bounds, 2, 0.0, dem, gshare, 0.25, by_finish)
         want = np.array([K.earliest_start_ref(T[w], U[w], n[w], cap[w], dem, nres, gcount, gshare, release, dur[w])
                          if eligible[w] else math.inf for w in range(W)])
         key = want + (dur if by_finish else 0)
@@ -108,9 +110,43 @@ def test_choose_worker_matches_reference(seed: int) -> None:
     rng, T, U, n, cap, nres, ndev = _random_cluster(seed)
     W = T.shape[0]
     starts = np.where(rng.random(W) < 0.8, rng.choice([0.0, 1.0, 2.0], W), np.inf)
-    dur, load = rng.choice([1.0, 2.0], W), rng.choice([0.0, 1.0, 3.0], W)
+    speed, load = rng.choice([1.0, 2.0], W), rng.choice([0.0, 1.0, 3.0], W)
+    dur = 2.0 / speed
     dem, gpu_milli, mode = rng.choice([0.0, 1.0], nres), float(rng.choice([0.0, 500.0])), int(rng.integers(0, 4))
-    got = K.choose_worker(T, U, n, cap, nres, starts, dur, load, dem, gpu_milli, mode)
+    got = K.choose_worker(T, U, n, cap, nres, starts, 2.0, speed, load, dem, gpu_milli, mode)
     want = K.choose_worker_ref(lambda w, t: K.usage_at(T[w], U[w], n[w], t), cap, nres, starts, dur, load, dem,
                                gpu_milli, mode)
     assert got == want
+
+
+@pytest.mark.parametrize("seed", range(80))
+def test_greedy_pick_is_choose_over_exact_starts(seed: int) -> None:
+    """The fused step picks what the reference choice picks over the reference starts."""
+    rng, T, U, n, cap, nres, ndev = _random_cluster(2000 + seed)
+    W = T.shape[0]
+    bounds = np.zeros((4, W))
+    speed = rng.choice([0.5, 1.0, 2.0], W)
+    load = np.zeros(W)
+    gcount = int(rng.integers(0, ndev + 1)) if ndev else 0  # one bounds table: one device count
+    for _ in range(6):  # bookings in between: bounds carried across steps must stay valid
+        dem = rng.choice([0.0, 1.0, 2.0], nres)
+        gshare = float(rng.choice([500.0, 1000.0])) if gcount == 1 else 1000.0
+        gpu_milli = gcount * gshare
+        release, duration = float(rng.choice([0.0, 0.0, rng.uniform(0, 10)])), float(rng.choice([1.0, 2.5]))
+        eligible = rng.random(W) < 0.9
+        mode = int(rng.integers(0, 4))
+        peak = np.array([K.peak_usage(U[w], n[w]) for w in range(W)])
+        w, start = K.greedy_pick(T, U, n, cap, peak, dem, nres, gcount, gshare, gpu_milli, release, duration, speed,
+                                 eligible, bounds, 2, 0.0, np.zeros(nres), 0.0, 0.25, load, mode)
+        exact = [K.earliest_start_ref(T[v], U[v], n[v], cap[v], dem, nres, gcount, gshare, release, duration / speed[v])
+                 if eligible[v] else math.inf for v in range(W)]
+        want = K.choose_worker_ref(lambda v, t: K.usage_at(T[v], U[v], n[v], t), cap, nres, exact,
+                                   list(duration / speed), load, dem, gpu_milli, mode)
+        assert w == want
+        if w < 0:
+            assert math.isinf(start)
+            continue
+        assert start == pytest.approx(exact[w])
+        load[w] += duration / speed[w]
+        vec = np.concatenate([dem, np.zeros(ndev)])
+        n[w] = K.add_interval(T[w], U[w], n[w], start, start + duration / speed[w], vec)

@@ -30,7 +30,7 @@ class Feasibility:
         self._gpus = np.array([len(w.gpu_indices) for w in self.workers], dtype=np.int64)
         self._caps: dict[str, np.ndarray] = {}
         self._labels: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
-        self._cache: dict[tuple[object, ...], tuple[np.ndarray, list[str]]] = {}
+        self._cache: dict[tuple[object, ...], tuple[np.ndarray, list[str], bool]] = {}
 
     def _cap(self, resource: str) -> np.ndarray:
         if resource not in self._caps:
@@ -43,7 +43,7 @@ class Feasibility:
             self._labels[sig] = np.array([w.label(key) in allowed for w in self.workers], dtype=bool)
         return self._labels[sig]
 
-    def _evaluate(self, task: Task) -> tuple[np.ndarray, list[str]]:
+    def _evaluate(self, task: Task) -> tuple[np.ndarray, list[str], bool]:
         sig = (task.requires, task.demand, task.gpu)
         if sig in self._cache:
             return self._cache[sig]
@@ -70,16 +70,21 @@ class Feasibility:
                       f"insufficient {resource}")
         counts = Counter(int(i) for i in first_fail[first_fail >= 0])
         parts = [f"{counts[i]} {labels[i]}" for i in sorted(counts, key=lambda i: (-counts[i], i))]
-        result = (ok, parts)
+        result = (ok, parts, bool(ok.any()))
         self._cache[sig] = result
         return result
 
     def mask(self, task: Task) -> np.ndarray:
         return self._evaluate(task)[0]
 
+    def check(self, task: Task) -> tuple[np.ndarray, bool]:
+        """``(mask(task), mask(task).any())`` from one cache lookup."""
+        ok, _, fits = self._evaluate(task)
+        return ok, fits
+
     def reason(self, task: Task) -> str:
         """Why no worker fits ``task`` (only meaningful when ``mask`` is all false)."""
-        ok, parts = self._evaluate(task)
+        ok, parts, _ = self._evaluate(task)
         if self.n == 0:
             return "0/0 workers fit: the problem has no workers"
         return f"{int(ok.sum())}/{self.n} workers fit: " + ", ".join(parts)

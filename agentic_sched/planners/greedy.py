@@ -53,7 +53,8 @@ class GreedyPlanner:
 
     ``choice`` "eft" picks the earliest finish; "spread" / "pack" / "balanced" start
     the task at the earliest time any worker can take it and pick among those
-    workers by allocated fractions (see ``kernels.timeline.choose_worker``).
+    workers by allocated fractions (see ``kernels.timeline.choose_worker``); each task is
+    one ``kernels.timeline.greedy_pick`` call (pruned starts and the choice fused).
     """
 
     def __init__(self, name: str, order: Order, choice: str) -> None:
@@ -76,21 +77,21 @@ class GreedyPlanner:
         load = np.zeros(len(problem.workers))
         assignments: list[Assignment] = []
         unassigned: list[Unassigned] = []
+        worker_ids = [w.id for w in problem.workers]
+        speed = tl.speed
         for task in tasks:
-            eligible = feas.mask(task)
-            if not eligible.any():
+            eligible, fits = feas.check(task)
+            if not fits:
                 unassigned.append(Unassigned(task.id, feas.reason(task)))
                 continue
-            starts = tl.earliest_pruned(task, eligible, by_finish=self.mode == 0)
-            w = tl.choose(task, starts, load, self.mode)
+            w, start = tl.pick(task, eligible, load, self.mode)
             if w < 0:
                 unassigned.append(Unassigned(task.id, "no worker ever has room: running work holds it"))
                 continue
-            start = float(starts[w])
             devices = tl.place(task, w, start)
-            dur = task.duration / tl.speed[w]
+            dur = task.duration / speed[w]
             load[w] += dur
-            assignments.append(Assignment(task.id, problem.workers[w].id, start, start + dur, devices))
+            assignments.append(Assignment(task.id, worker_ids[w], start, start + dur, devices))
         return assignments, unassigned
 
 

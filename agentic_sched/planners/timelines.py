@@ -1,7 +1,7 @@
 """Mutable per-worker timelines of one problem, backed by the numba kernels.
 
-``Timelines(problem)`` loads every worker's capacity and running work; ``earliest``
-asks for the earliest feasible start of a task on every eligible worker; ``place``
+``Timelines(problem)`` loads every worker's capacity and running work; ``pick`` finds
+the worker a greedy policy gives a task and its earliest feasible start there; ``place``
 books a task and returns the GPU device indices it got. Planners own their
 Timelines (a private working copy); nothing here touches live state.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import attrs
 import numpy as np
 
 from ..kernels import timeline as K
@@ -18,6 +19,26 @@ from ..model import MILLI_PER_DEVICE, Problem, Task
 
 # duration buckets of the pruning bounds: [0, D0), then [D0 * 1.25^(b-1), D0 * 1.25^b)
 BUCKET, D0, N_BUCKETS = 1.25, 0.01, 64
+
+
+def _bucket(duration: float) -> tuple[int, float]:
+    """The duration bucket of ``duration`` and its lower edge (capped at ``duration``)."""
+    bucket = 0 if duration < D0 else min(N_BUCKETS - 1, 1 + int(math.log(duration / D0, BUCKET)))
+    return bucket, (0.0 if bucket == 0 else min(duration, D0 * BUCKET ** (bucket - 1)))
+
+
+@attrs.frozen(eq=False)
+class _Shape:
+    """Per task shape: full usage vector (GPU columns zero), resource demand, pruning key."""
+
+    vec: np.ndarray
+    dem: np.ndarray
+    lb_dem: np.ndarray
+    gcount: int
+    gshare: float
+    lb_share: float
+    gpu_milli: float
+    key: tuple[bytes, int, float]
 
 
 class Timelines:
@@ -45,6 +66,7 @@ class Timelines:
         self.n = np.ones(W, dtype=np.int64)
         self.peak = np.zeros((W, C))  # per-worker peak usage: the scan-free fast path
         self._bounds: dict[tuple[bytes, int, float], np.ndarray] = {}
+        self._shapes: dict[tuple[object, object], _Shape] = {}
         for w, worker in enumerate(problem.workers):
             slot = {dev: s for s, dev in enumerate(self.gpu_index[w])}
             for rw in worker.running:
@@ -69,50 +91,61 @@ class Timelines:
             grow = self.T.shape[1]
             self.T = np.concatenate([self.T, np.zeros((self.T.shape[0], grow))], axis=1)
             self.U = np.concatenate([self.U, np.zeros((self.U.shape[0], grow, self.U.shape[2]))], axis=1)
-        self.n[w] = K.add_interval(self.T[w], self.U[w], self.n[w], start, end, vec)
-        self.peak[w] = K.peak_usage(self.U[w], self.n[w])
+        K.add_booking(self.T, self.U, self.n, self.peak, w, start, end, vec)
         if (vec < 0).any():  # usage shrank (a removal): the pruning bounds may be too high
             self._bounds.clear()
 
-    def earliest_pruned(self, task: Task, eligible: np.ndarray, *, by_finish: bool) -> np.ndarray:
-        """Earliest starts, exact only for workers that can still win (others +inf).
+    def shape(self, task: Task) -> _Shape:
+        """The task's demand vectors and pruning key, cached per (demand, gpu) shape."""
+        sig = (task.demand, task.gpu)
+        got = self._shapes.get(sig)
+        if got is None:
+            g = task.gpu
+            vec = self._vector(task.demand.get)
+            dem = vec[: self.nres].copy()
+            lb_dem = np.where(dem > 0, 2.0 ** np.floor(np.log2(np.maximum(dem, 1e-300))), 0.0)
+            lb_share = 0.0 if g is None else float(2 ** math.floor(math.log2(float(g.share))))
+            got = self._shapes[sig] = _Shape(
+                vec=vec, dem=dem, lb_dem=lb_dem, gcount=0 if g is None else g.count,
+                gshare=0.0 if g is None else float(g.share), lb_share=lb_share,
+                gpu_milli=0.0 if g is None else float(g.count * g.share),
+                key=(lb_dem.tobytes(), 0 if g is None else g.count, lb_share),
+            )
+        return got
 
-        Winning means the minimum start, or the minimum finish when ``by_finish``;
-        every worker within 1e-9 of that minimum is exact. Prunes with lower bounds
-        kept per relaxed task shape (demands rounded down to powers of two) and
-        duration bucket, valid because a Timelines only ever gains usage.
-        """
-        g = task.gpu
-        gcount, gshare = (0, 0.0) if g is None else (g.count, float(g.share))
-        dem = self.demand(task)
-        lb_dem = np.where(dem > 0, 2.0 ** np.floor(np.log2(np.maximum(dem, 1e-300))), 0.0)
-        lb_share = 0.0 if g is None else float(2 ** math.floor(math.log2(gshare)))
-        key = (lb_dem.tobytes(), gcount, lb_share)
-        bounds = self._bounds.get(key)
+    def _bounds_for(self, shape: _Shape) -> np.ndarray:
+        bounds = self._bounds.get(shape.key)
         if bounds is None:
             if len(self._bounds) >= 256:
                 self._bounds.clear()
-            bounds = self._bounds[key] = np.full((len(self.speed), N_BUCKETS), self.now)
-        bucket = 0 if task.duration < D0 else min(N_BUCKETS - 1, 1 + int(math.log(task.duration / D0, BUCKET)))
-        edge = 0.0 if bucket == 0 else min(task.duration, D0 * BUCKET ** (bucket - 1))
-        return K.earliest_pruned(
-            self.T, self.U, self.n, self.cap, self.peak, dem, self.nres, gcount, gshare,
-            task.earliest(self.now), task.duration / self.speed, eligible,
-            bounds, bucket, self.now, lb_dem, lb_share, edge / self.speed, by_finish,
-        )
+            bounds = self._bounds[shape.key] = np.full((N_BUCKETS, len(self.speed)), self.now)
+        return bounds
 
-    def choose(self, task: Task, starts: np.ndarray, load: np.ndarray, mode: int) -> int:
-        """The worker index chosen by ``kernels.timeline.choose_worker`` (-1 if none)."""
-        gpu_milli = 0.0 if task.gpu is None else float(task.gpu.count * task.gpu.share)
-        return int(K.choose_worker(self.T, self.U, self.n, self.cap, self.nres, starts,
-                                   task.duration / self.speed, load, self.demand(task), gpu_milli, mode))
+    def pick(self, task: Task, eligible: np.ndarray, load: np.ndarray, mode: int) -> tuple[int, float]:
+        """One greedy step (``kernels.timeline.greedy_pick``): ``(worker, start)``, ``(-1, inf)`` if none.
+
+        Starts come from ``earliest_pruned``: exact only for workers that can still win
+        (the minimum start, or the minimum finish in ``mode`` 0), pruned with lower
+        bounds kept per relaxed task shape (demands rounded down to powers of two) and
+        duration bucket, valid because a Timelines only ever gains usage (a removal
+        drops them). ``choose_worker`` then picks among the winners by ``mode``.
+        """
+        sh = self.shape(task)
+        bucket, edge = _bucket(task.duration)
+        w, start = K.greedy_pick(
+            self.T, self.U, self.n, self.cap, self.peak, sh.dem, self.nres, sh.gcount, sh.gshare, sh.gpu_milli,
+            task.earliest(self.now), task.duration, self.speed, eligible,
+            self._bounds_for(sh), bucket, self.now, sh.lb_dem, sh.lb_share, edge, load, mode,
+        )
+        return int(w), float(start)
 
     def place(self, task: Task, w: int, start: float) -> tuple[int, ...]:
         """Book ``task`` on worker ``w`` from ``start``; returns its GPU device indices."""
         dur = task.duration / self.speed[w]
-        vec = self._vector(task.demand.get)
+        vec = self.shape(task).vec
         devices: tuple[int, ...] = ()
         if task.gpu is not None:
+            vec = vec.copy()
             slots = K.pick_devices(self.T[w], self.U[w], self.n[w], self.cap[w], self.nres,
                                    task.gpu.count, float(task.gpu.share), start, dur)
             if (slots < 0).any():
@@ -127,4 +160,5 @@ class Timelines:
         other.__dict__.update(self.__dict__)
         other.T, other.U, other.n, other.peak = self.T.copy(), self.U.copy(), self.n.copy(), self.peak.copy()
         other._bounds = {k: v.copy() for k, v in self._bounds.items()}
+        other._shapes = dict(self._shapes)
         return other
