@@ -33,6 +33,14 @@ from .planners import PLANNER_NAMES
 from .scheduler import Scheduler
 
 plot_plan = _gantt.plot_plan
+# what-if edits of one pending task: (task, value, now) -> edited task, None = removed
+TASK_EDITS: dict[str, Callable[[Task, float, float], Task | None]] = {
+    "deadline s (0: none)": lambda t, v, now: attrs.evolve(t, deadline=now + v if v > 0 else None),
+    "priority": lambda t, v, now: attrs.evolve(t, priority=v),
+    "cpu": lambda t, v, now: attrs.evolve(t, demand=Resources({**t.demand.as_dict(), "cpu": v})),
+    "duration s": lambda t, v, now: attrs.evolve(t, duration=v),
+    "remove": lambda t, v, now: None,
+}
 SLOTS = "task_slots"  # every task holds one of its worker's concurrency slots (what-if tasks too)
 
 
@@ -181,10 +189,14 @@ class Dashboard:
                                           layout=box(width="170px"))
         self.wi_tdl = W.BoundedFloatText(value=0, min=0, max=1e7, description="deadline s",
                                          layout=box(width="170px"))
+        self.wi_task = W.Dropdown(options=["(no change)"], description="task", layout=box(width="220px"))
+        self.wi_task_action = W.Dropdown(options=list(TASK_EDITS), description="change", layout=box(width="260px"))
+        self.wi_task_value = W.FloatText(value=0, description="value", layout=box(width="150px"))
         self.wi_btn = W.Button(description="Preview what-if", icon="eye")
         self.wi_btn.add_class("agsched-whatif")
         self.wi_btn.on_click(lambda _: self._spawn(self._what_if()))
-        self.wi_table = W.HTML("<i>change a worker or add tasks, then preview: nothing is committed</i>")
+        self.wi_table = W.HTML("<i>change a worker or a pending task, or add tasks, then preview: "
+                               "nothing is committed</i>")
         self.wi_now = W.Image(format="png", layout=box(width="49%", display="none"))
         self.wi_alt = W.Image(format="png", layout=box(width="49%", display="none"))
 
@@ -203,6 +215,7 @@ class Dashboard:
                          W.HBox([self.f_cpu, self.f_dur, self.f_deadline, self.f_prio, self.submit_btn]))
         whatif = section("What-if (plan_preview, nothing committed)",
                          W.HBox([self.wi_worker, self.wi_action, self.wi_cpu]),
+                         W.HBox([self.wi_task, self.wi_task_action, self.wi_task_value]),
                          W.HBox([self.wi_ntasks, self.wi_tcpu, self.wi_tdur, self.wi_tdl, self.wi_btn]),
                          self.wi_table, W.HBox([self.wi_now, self.wi_alt]))
         self.widget = W.VBox([self.header, self.metrics_out, self.message, W.HBox([left, right]), submit,
@@ -314,6 +327,11 @@ class Dashboard:
             keep = self.task_pick.value
             self.task_pick.options = ids
             self.task_pick.value = keep if keep in ids else None
+        pending = ["(no change)", *(t.id for t in tasks if t.state == "pending")][:201]
+        if list(self.wi_task.options) != pending:
+            keep = self.wi_task.value
+            self.wi_task.options = pending
+            self.wi_task.value = keep if keep in pending else "(no change)"
         wids = [w.id for w in workers]
         if list(self.worker_pick.options) != wids:
             keep, keep_wi = self.worker_pick.value, self.wi_worker.value
@@ -413,8 +431,13 @@ class Dashboard:
         """The edit described by the what-if form, as a ``Problem -> Problem`` function."""
         wid, action, cpu = self.wi_worker.value, self.wi_action.value, self.wi_cpu.value
         n, tcpu, tdur, tdl = self.wi_ntasks.value, self.wi_tcpu.value, self.wi_tdur.value, self.wi_tdl.value
+        tid, edit, value = self.wi_task.value, TASK_EDITS[self.wi_task_action.value], self.wi_task_value.value
 
         def change(p: Problem) -> Problem:
+            tasks = p.tasks
+            if tid and tid != "(no change)":
+                edited = (edit(t, value, p.now) if t.id == tid else t for t in p.tasks)
+                tasks = tuple(t for t in edited if t is not None)
             workers = list(p.workers)
             if wid and wid != "(no change)":
                 if action == "remove":
@@ -424,7 +447,7 @@ class Dashboard:
                                if w.id == wid else w for w in workers]
             extra = tuple(Task(f"what-if-{i}", demand={"cpu": tcpu, SLOTS: 1}, duration=tdur,
                                deadline=p.now + tdl if tdl else None) for i in range(n))
-            return attrs.evolve(p, workers=tuple(workers), tasks=p.tasks + extra)
+            return attrs.evolve(p, workers=tuple(workers), tasks=tasks + extra)
         return change
 
     async def _what_if(self) -> None:

@@ -8,6 +8,7 @@ event loop during a planning round that used its whole multi-second budget).
 
 from __future__ import annotations
 
+import re
 import time
 
 import anyio
@@ -54,6 +55,16 @@ async def test_views_and_controls(tmp_path) -> None:
         await _until(lambda: "huge" in dash.task_pick.options)
         dash.task_pick.value = "huge"
         assert "insufficient cpu" in dash.why_out.value
+        # what-if: with a cpu demand of 1 it would be placed (nothing committed)
+        await _until(lambda: "huge" in dash.wi_task.options)
+        dash.wi_task.value, dash.wi_task_action.value, dash.wi_task_value.value = "huge", "cpu", 1
+        dash.wi_btn.click()
+        await _until(lambda: "what-if previewed" in dash.message.value or "failed" in dash.message.value)
+        assert "what-if previewed" in dash.message.value, dash.message.value
+        cells = re.sub(r" style='[^']*'", "", dash.wi_table.value)
+        assert "<td>unassigned</td><td>1</td><td>0</td>" in cells, cells
+        assert s.status("huge").state == "pending" and "insufficient cpu" in s.why_pending("huge")
+        dash.wi_task.value = "(no change)"
         dash.cancel_btn.click()
         await _until(lambda: s.status("huge").state == "cancelled")
         # filters
@@ -132,3 +143,38 @@ async def test_responsive_while_a_planner_uses_a_multi_second_budget(tmp_path) -
     finally:
         dash.close()
         await bg.stop()
+
+
+async def test_what_if_form_edits_workers_and_tasks(tmp_path) -> None:
+    from agentic_sched import example_problem
+
+    p = example_problem("mixed")
+    bg = await run_in_background(Scheduler(state_dir=str(tmp_path)))
+    try:
+        dash = Dashboard(bg.scheduler)   # the form only: its change applied to an example problem
+        _check_what_if_form(dash, p)
+    finally:
+        await bg.stop()
+
+
+def _check_what_if_form(dash: Dashboard, p) -> None:
+    t0, t1, w0 = p.tasks[0], p.tasks[1], p.workers[0]
+    dash.wi_worker.options = ["(no change)", w0.id]
+    dash.wi_worker.value, dash.wi_action.value, dash.wi_cpu.value = w0.id, "resize cpu", 1.5
+    dash.wi_task.options = ["(no change)", t0.id]
+    dash.wi_task.value, dash.wi_task_action.value, dash.wi_task_value.value = t0.id, "deadline s (0: none)", 7
+    dash.wi_ntasks.value, dash.wi_tcpu.value, dash.wi_tdur.value = 2, 0.5, 4
+    q = dash.what_if_change()(p)
+    assert q.workers[0].capacity.as_dict()["cpu"] == 1.5 and q.workers[1:] == p.workers[1:]
+    assert q.tasks[0].deadline == p.now + 7 and q.tasks[0].demand == t0.demand
+    assert q.tasks[1:len(p.tasks)] == p.tasks[1:]
+    assert [t.id for t in q.tasks[len(p.tasks):]] == ["what-if-0", "what-if-1"]
+    for action, value, check in [("priority", 9, lambda t: t.priority == 9),
+                                 ("cpu", 0.25, lambda t: t.demand.as_dict()["cpu"] == 0.25),
+                                 ("duration s", 2.5, lambda t: t.duration == 2.5),
+                                 ("deadline s (0: none)", 0, lambda t: t.deadline is None)]:
+        dash.wi_task_action.value, dash.wi_task_value.value = action, value
+        assert check(dash.what_if_change()(p).tasks[0]), action
+    dash.wi_task.options = ["(no change)", t1.id]
+    dash.wi_task.value, dash.wi_task_action.value, dash.wi_ntasks.value = t1.id, "remove", 0
+    assert [t.id for t in dash.what_if_change()(p).tasks] == [t.id for t in p.tasks if t.id != t1.id]
