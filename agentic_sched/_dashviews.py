@@ -142,3 +142,12 @@ def compare_html(rows: Sequence[tuple[str, Any, Any]]) -> str:
     """The what-if comparison table: (measure, current, what-if)."""
     return table(["measure", "current plan", "what-if"], [[k, a, b] for k, a, b in rows],
                  css_id="agsched-whatif-table")
+
+
+def logs_html(stdout: bytes, stderr: bytes) -> str:
+    """A task's stdout and stderr tails, escaped, in scrollable boxes."""
+    def box(name: str, data: bytes) -> str:
+        text = data.decode(errors="replace") or "(empty)"
+        return (f"<div style='font-size:11px'><b>{name}</b><pre class='agsched-log' style='max-height:160px;"
+                f"overflow:auto;margin:0;background:#f7f7f7'>{_e(text)}</pre></div>")
+    return box("stdout", stdout) + box("stderr", stderr)

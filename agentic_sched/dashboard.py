@@ -147,9 +147,13 @@ class Dashboard:
         self.task_pick = W.Dropdown(options=[], description="task", layout=box(width="260px"))
         self.why_out = W.HTML(layout=box(min_height="40px"))
         self.cancel_btn = W.Button(description="Cancel task", button_style="danger", icon="times")
+        self.logs_btn = W.Button(description="Show logs", icon="file-text")
+        self.logs_btn.add_class("agsched-logs")
+        self.logs_out = W.HTML()
         for w in (self.state_filter, self.id_filter):
             w.observe(lambda _: self._mark(), "value")
-        self.task_pick.observe(lambda _: self._show_why(), "value")
+        self.task_pick.observe(lambda _: self._picked(), "value")
+        self.logs_btn.on_click(lambda _: self._spawn(self._show_logs()))
         self.cancel_btn.on_click(lambda _: self._spawn(self._cancel()))
         # submit form
         self.f_id = W.Text(placeholder="(generated)", description="id", layout=box(width="220px"))
@@ -209,7 +213,8 @@ class Dashboard:
                       layout=box(width="62%"))
         right = W.VBox([section("Planner", self.planner_out, W.HBox([self.planner_pick, self.budget]),
                                 self.planner_btn),
-                        section("Selected task", self.task_pick, self.why_out, self.cancel_btn),
+                        section("Selected task", self.task_pick, self.why_out,
+                                W.HBox([self.cancel_btn, self.logs_btn]), self.logs_out),
                         section("Recent events", self.events_out)], layout=box(width="38%"))
         submit = section("Submit", W.HBox([self.f_id, self.f_cmd, self.f_count]),
                          W.HBox([self.f_cpu, self.f_dur, self.f_deadline, self.f_prio, self.submit_btn]))
@@ -341,6 +346,10 @@ class Dashboard:
             self.wi_worker.value = keep_wi if keep_wi in self.wi_worker.options else "(no change)"
         self._show_why()
 
+    def _picked(self) -> None:
+        self.logs_out.value = ""  # logs are fetched on demand (they may come over SFTP)
+        self._show_why()
+
     def _show_why(self) -> None:
         tid = self.task_pick.value
         if not tid:
@@ -409,6 +418,17 @@ class Dashboard:
             st = await self.scheduler.cancel(tid, "cancelled from the dashboard")
             return f"{tid}: {st.state}"
         await self._guard("cancel", go)
+
+    async def _show_logs(self, max_bytes: int = 4096) -> None:
+        async def go() -> str:
+            tid = self.task_pick.value
+            if not tid:
+                raise ValueError("pick a task first")
+            out = await self.scheduler.logs(tid, "stdout", max_bytes)
+            err = await self.scheduler.logs(tid, "stderr", max_bytes)
+            self.logs_out.value = views.logs_html(out, err)
+            return f"{tid}: logs of its last attempt (last {max_bytes} bytes each)"
+        await self._guard("logs", go)
 
     async def _drain(self) -> None:
         async def go() -> str:

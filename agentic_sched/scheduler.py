@@ -29,7 +29,7 @@ import anyio
 import attrs
 
 from . import _messages
-from ._errors import InvalidProblem, SchedError, UnknownTask, UnknownWorker
+from ._errors import InvalidProblem, RemoteError, SchedError, UnknownTask, UnknownWorker
 from ._planning import FALLBACK, PlannerRunner
 from ._spec import SLOTS, TERMINAL, TaskSpec, TaskStatus, WorkerSpec, check_spec
 from .agents import protocol
@@ -277,6 +277,22 @@ class Scheduler:
                     ev = self._ap.waiters.setdefault(rec.id, anyio.Event())
                     await ev.wait()
         return [self._ap.status(r) for r in recs]
+
+    async def logs(self, task_id: str | TaskHandle, stream: str = "stdout", max_bytes: int = 1 << 20) -> bytes:
+        """The last ``max_bytes`` of the task's ``stdout`` or ``stderr`` (its last attempt that
+        ended), read where it ran: a local file, or over SFTP from an SSH host.
+        ``UnknownTask``; ``RemoteError`` if no attempt has ended yet or the log is unreadable."""
+        st = self.status(task_id)
+        if stream not in ("stdout", "stderr"):
+            raise ValueError(f"stream must be 'stdout' or 'stderr', not {stream!r}")
+        path = st.stdout if stream == "stdout" else st.stderr
+        w = self._registry.workers.get(st.worker or "")
+        if path is None or w is None:
+            raise RemoteError(f"task {st.id} has no {stream} log yet ({st.state})")
+        executor = self._executors.get(w.spec.executor)
+        if executor is None:
+            raise RemoteError(f"worker {w.spec.id}: executor {w.spec.executor!r} is not registered")
+        return await executor.read_file(w.spec.id, path, max_bytes)
 
     def why_pending(self, task_id: str | TaskHandle) -> str:
         """Why the task is not running yet: the last plan's reason (kube-style aggregate

@@ -49,6 +49,15 @@ async def test_views_and_controls(tmp_path) -> None:
         await _until(lambda: "form-2" in dash.tasks_out.value)
         assert "submitted form-0" in dash.message.value
         await s.wait(["form-0", "form-1", "form-2"], timeout=30)
+        # logs of a finished task, read through Scheduler.logs
+        dash.f_id.value, dash.f_cmd.value, dash.f_count.value = "hello", "echo hello from a task", 1
+        dash.submit_btn.click()
+        await _until(lambda: "hello" in dash.task_pick.options)
+        await s.wait("hello", timeout=30)
+        dash.task_pick.value = "hello"
+        dash.logs_btn.click()
+        await _until(lambda: "agsched-log" in dash.logs_out.value or "failed" in dash.message.value)
+        assert "hello from a task" in dash.logs_out.value and "(empty)" in dash.logs_out.value, dash.message.value
         # a task that never fits: why-pending shows the planner's reason; cancel it from the page
         await s.submit(TaskSpec(id="huge", argv=["true"], demand={"cpu": 99}))
         await _until(lambda: s.why_pending("huge").startswith("unschedulable"))

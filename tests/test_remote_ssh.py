@@ -98,18 +98,18 @@ async def test_thirty_tasks_on_three_ssh_hosts_processes_containers_and_a_vm(clu
         assert len({st.worker for st in results.values()}) >= 2, "work is spread over hosts"
         for t in procs:  # logs come back over SFTP; the process ran on its worker's host
             st = results[t.id]
-            out = (await ex.read_file(st.worker, st.stdout)).decode()
+            out = (await s.logs(t.id)).decode()
             assert out.startswith(f"proc {t.id[1:]} on ") and address[st.worker] in out
         for t in boxes:
             st = results[t.id]
-            assert (await ex.read_file(st.worker, st.stdout)) == f"box {t.id[1:]}\n".encode()
-            assert (await ex.read_file(st.worker, st.stderr)) == b"warn\n"
+            assert (await s.logs(t.id)) == f"box {t.id[1:]}\n".encode()
+            assert (await s.logs(t.id, "stderr")) == b"warn\n"
             host_config = inspected[t.id]["HostConfig"]
             assert host_config["NanoCpus"] == 500_000_000 and host_config["Memory"] == 48 << 20
             assert host_config["NetworkMode"] == "none"
         st = results["vm0"]
         assert st.state == "failed" and st.exit_code == 7 and "in the guest" in st.reason
-        assert (await ex.read_file(st.worker, st.stdout)).decode().startswith("guest 6.")
+        assert (await s.logs("vm0")).decode().startswith("guest 6.")
     async with aiodocker.Docker() as docker:  # every container was removed afterwards
         left = await docker.containers.list(all=True, filters='{"label": ["agentic-sched.worker"]}')
         ours = {sp.id for sp in specs}

@@ -6,7 +6,7 @@ import anyio
 import pytest
 from proc_util import alive
 
-from agentic_sched._errors import InvalidProblem, UnknownTask, UnknownWorker
+from agentic_sched._errors import InvalidProblem, RemoteError, UnknownTask, UnknownWorker
 from agentic_sched._spec import TaskSpec
 from agentic_sched.scheduler import Scheduler
 
@@ -26,6 +26,12 @@ async def test_tasks_run_with_output_exit_codes_and_env(tmp_path):
         done, failed, n = await s.wait([ok, bad, noop], timeout=30)
         assert done.state == "done" and done.exit_code == 0 and done.worker == "w1"
         assert open(done.stdout).read() == "out hi\n" and open(done.stderr).read() == "err\n"
+        assert await s.logs(ok) == b"out hi\n" and await s.logs(ok, "stderr", max_bytes=2) == b"r\n"
+        with pytest.raises(ValueError, match="stdout' or 'stderr"):
+            await s.logs(ok, "stdin")
+        pending = await s.submit(TaskSpec(argv=["true"], demand={"cpu": 99}))
+        with pytest.raises(RemoteError, match="no stdout log yet"):
+            await s.logs(pending)
         assert failed.state == "failed" and failed.exit_code == 3 and "code 3" in failed.reason
         assert n.state == "done"
         assert s.counts()["done"] == 2 and s.counts()["failed"] == 1

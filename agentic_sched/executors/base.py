@@ -5,8 +5,9 @@ how to fence it: ``open(spec, spawn=...)`` returns an anyio ``ByteStream`` speak
 protocol of ``agents/protocol.py`` (``spawn`` False: reconnect only, never start a
 new agent, so a dead agent is detected as a lost worker); ``fence(spec)`` makes sure a worker declared lost
 can run nothing any more (kill the agent, or tear the host down); ``stop(spec)``
-releases what ``open`` started. The scheduler does the rest (handshake, heartbeats,
-assignments) over ``Link``, so an SSH or Docker transport only implements these three.
+releases what ``open`` started; ``read_file(worker, path)`` returns the tail of a file
+on the worker's host (task logs). The scheduler does the rest (handshake, heartbeats,
+assignments) over ``Link``, so an SSH or Docker transport only implements these four.
 """
 
 from __future__ import annotations
@@ -30,6 +31,18 @@ class Executor(Protocol):
     async def fence(self, spec: Any) -> None: ...
 
     async def stop(self, spec: Any) -> None: ...
+
+    async def read_file(self, worker_id: str, path: str, max_bytes: int = 1 << 20) -> bytes: ...
+
+
+async def tail_file(path: str, max_bytes: int) -> bytes:
+    """The last ``max_bytes`` of a local file (off the event loop); ``OSError`` if unreadable."""
+    def read() -> bytes:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - max_bytes))
+            return f.read()
+    return await anyio.to_thread.run_sync(read)
 
 
 class Link:

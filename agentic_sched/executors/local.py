@@ -33,6 +33,7 @@ from anyio.abc import ByteStream
 from .._errors import RemoteError
 from .._spec import WorkerSpec
 from ._unix import connect_unix
+from .base import tail_file
 
 log = logging.getLogger("agentic_sched.executors.local")
 
@@ -143,6 +144,9 @@ class LocalExecutor:
             if proc is not None:
                 proc.wait(timeout=2)
 
+    async def read_file(self, worker_id: str, path: str, max_bytes: int = 1 << 20) -> bytes:
+        return await _read_local(worker_id, path, max_bytes)
+
 
 class UnixExecutor:
     kind = "unix"
@@ -158,6 +162,17 @@ class UnixExecutor:
 
     async def stop(self, spec: WorkerSpec) -> None:
         return None
+
+    async def read_file(self, worker_id: str, path: str, max_bytes: int = 1 << 20) -> bytes:
+        return await _read_local(worker_id, path, max_bytes)
+
+
+async def _read_local(worker_id: str, path: str, max_bytes: int) -> bytes:
+    """The agent shares this host, so its log paths are ours."""
+    try:
+        return await tail_file(path, max_bytes)
+    except OSError as exc:
+        raise RemoteError(f"worker {worker_id}: cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _alive(pid: int, proc: subprocess.Popen[bytes] | None) -> bool:
