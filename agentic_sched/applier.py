@@ -32,7 +32,7 @@ from ._spec import TERMINAL, TaskStatus
 from .agents import protocol
 from .events import Event, EventBus
 from .metrics import Metrics
-from .model import MILLI_PER_DEVICE, Plan, Problem, RunningWork
+from .model import GPU_KIND, MILLI_PER_DEVICE, Plan, Problem, RunningWork
 from .predict import RuntimePredictor, features_of
 from .registry import Registry, WorkerState
 from .store import AttemptRecord, Store, TaskRecord, WorkerRow
@@ -366,11 +366,11 @@ class Applier:
         for rec in waiting:
             if rec.model.priority <= low or rec.id in busy or rec.id not in self.pending:
                 continue
-            if rec.model.gpu is not None:
-                continue  # GPU devices are not modelled by victim selection: never preempt for them
+            g = rec.model.gpu
             hosts = [self._host(w) for w in self.registry.workers.values()
                      if w.schedulable and all(w.model.label(k) in allowed for k, allowed in rec.model.requires)]
-            choice = choose_victims(rec.model.demand.as_dict(), rec.model.priority, hosts, now)
+            choice = choose_victims(rec.model.demand.as_dict(), rec.model.priority, hosts, now,
+                                    None if g is None else (g.count, float(g.share)))
             if choice is None:
                 continue
             reason = f"preempted by {rec.id} (priority {rec.model.priority:g})"
@@ -386,9 +386,10 @@ class Applier:
 
     def _host(self, w: WorkerState) -> Host:
         running = [Running(tid, r.model.priority, r.model.demand.as_dict(),
-                           r.spec.preemptible and tid not in self.preempting, r.started)
+                           r.spec.preemptible and tid not in self.preempting, r.started, self.device_shares(r))
                    for tid in sorted(w.holding) for r in (self.tasks[tid],)]
-        return Host(w.spec.id, w.effective_capacity().capacity.as_dict(), dict(w.used), running)
+        gpus = {i: w.devices_used.get(i, 0.0) for i, d in enumerate(w.model.devices) if d.kind == GPU_KIND}
+        return Host(w.spec.id, w.effective_capacity().capacity.as_dict(), dict(w.used), running, gpus)
 
     def _preempt(self, victim: TaskRecord, by: TaskRecord, reason: str) -> None:
         assert victim.worker is not None

@@ -61,6 +61,40 @@ def test_worker_choice_fewest_victims_then_lowest_priority_then_least_lost_work(
     assert got is not None and (got.worker, got.victims, got.lost_s) == ("d", ("d1",), 2.0)
 
 
+def _gpu_host(hid: str, running: list[Running], ngpu: int = 2, cpu: float = 16) -> Host:
+    h = _host(hid, running, cpu=cpu)
+    gpus = {d: sum(r.devices.get(d, 0.0) for r in running) for d in range(ngpu)}
+    return Host(h.id, h.capacity, h.used, h.running, gpus)
+
+
+def _g(tid: str, prio: float, devices: dict[int, float], started: float = 0.0, cpu: float = 1) -> Running:
+    return Running(tid, prio, {"cpu": cpu, "task_slots": 1}, True, started, devices)
+
+
+def test_gpu_tasks_preempt_the_holders_of_the_devices_they_need():
+    need = {"cpu": 1, "task_slots": 1}
+    # cpu is plentiful, both GPUs are held: only GPU holders are victims
+    h = _gpu_host("w", [_r("cpu-only", 1, 1), _g("g0", 1, {0: 1000}, started=1), _g("g1", 2, {1: 1000})])
+    assert victims_on(h, need, 5, now=10) == ()                              # no GPU asked: fits
+    assert victims_on(h, need, 5, now=10, gpu=(1, 1000.0)) == ("g0",)        # lowest priority GPU holder
+    assert victims_on(h, need, 5, now=10, gpu=(2, 1000.0)) == ("g0", "g1")
+    assert victims_on(h, need, 5, now=10, gpu=(3, 1000.0)) is None           # the worker has two
+    assert victims_on(h, need, 2, now=10, gpu=(2, 1000.0)) is None           # g1 is not lower priority
+    # shares: 600 milli fits once 500 of the device's 900 in use are released ("a", taken
+    # first as the latest start, is put back: it is not needed)
+    one = _gpu_host("one", [_g("a", 1, {0: 400}, started=5), _g("b", 1, {0: 500}, started=2)], ngpu=1)
+    assert victims_on(one, need, 5, now=10, gpu=(1, 600.0)) == ("b",)
+    assert victims_on(one, need, 5, now=10, gpu=(1, 100.0)) == ()
+    s = _gpu_host("s", [_g("a", 1, {0: 400}, started=5), _g("b", 1, {0: 500}, started=2),
+                        _g("c", 1, {1: 1000}, started=9)])
+    assert victims_on(s, need, 5, now=10, gpu=(1, 600.0)) == ("c",)         # least progress lost
+    # a host with a free GPU wins without preemption; otherwise the fewest victims
+    free = _gpu_host("f", [], ngpu=1)
+    assert choose_victims(need, 5, [h, free], now=10, gpu=(1, 1000.0)) is None
+    got = choose_victims(need, 5, [s, h], now=10, gpu=(1, 1000.0))
+    assert got is not None and (got.worker, got.victims) == ("s", ("c",))
+
+
 def test_spec_field_is_validated():
     assert TaskSpec.from_dict({"argv": ["x"], "preemptible": True}).preemptible
     assert "preemptible" not in TaskSpec(argv=["x"]).to_dict()      # old stored specs compare equal
@@ -153,6 +187,24 @@ async def test_low_priority_task_is_preempted_and_resumes_from_its_checkpoint(tm
                 await anyio.sleep(0.05)
         text = s.metrics.exposition().decode()
         assert 'agentic_sched_preemptions_total{outcome="preempted"} 1.0' in text
+
+
+@pytest.mark.anyio
+async def test_a_gpu_task_preempts_the_lower_priority_holder_of_the_gpu(tmp_path):
+    # plenty of cpu and slots; the one GPU is the bottleneck (scheduled as a resource, never used)
+    async with Scheduler(state_dir=str(tmp_path / "s"), preempt_grace_s=5.0) as s:
+        await s.add_worker(id="w1", capacity={"cpu": 8}, gpus=1, max_concurrency=4)
+        other = await s.submit(counter(tmp_path, "cpu-low", 40, 0.1, priority=1, preemptible=True,
+                                       demand={"cpu": 1}))
+        low = await s.submit(counter(tmp_path, "gpu-low", 30, 0.1, priority=1, preemptible=True,
+                                     demand={"cpu": 1}, gpu={"count": 1}))
+        await _steps_done(tmp_path, "gpu-low", 5)
+        high = await s.submit(TaskSpec(id="gpu-high", argv=["true"], priority=10, duration=0.2,
+                                       demand={"cpu": 1}, gpu={"count": 1, "share": 600}))
+        st_high, st_low, st_other = await s.wait([high, low, other], timeout=120)
+        assert (st_high.state, st_low.state, st_other.state) == ("done", "done", "done")
+        assert st_low.preemptions == 1 and st_low.attempt == 2 and st_other.preemptions == 0
+        assert [int(x) for x in (tmp_path / "gpu-low.effects").read_text().split()] == list(range(30))
 
 
 @pytest.mark.anyio
