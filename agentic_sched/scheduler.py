@@ -65,8 +65,8 @@ class SchedulerConfig:
     """
 
     state_dir: str
-    planner: Any = "eft"      # a name or an object with plan(problem, budget_s); "eft" answers in
-    #                           milliseconds per round, "portfolio" plans better within plan_budget_s
+    planner: Any = "portfolio"  # a name or an object with plan(problem, budget_s): "portfolio" plans
+    #                             within plan_budget_s (small rounds end early), "eft" in milliseconds
     plan_budget_s: float = 1.0
     batch_size: int = 64
     batch_window_s: float = 0.02

@@ -6,6 +6,9 @@ Submits N tasks (default 10,000) to W local workers and waits for all of them:
   applier, protocol messages both ways, the agent's journal) -> ms/task, tasks/s;
 - ``process``: each task is a real ``/bin/true`` process (spawn cost included).
 
+Rounds are planned by ``eft`` (milliseconds per round): with the default portfolio
+every round of identical no-ops would add its planning budget, which is not overhead.
+
     python benchmarks/scheduler_overhead.py [--tasks 10000] [--workers 4] [--process 1000]
 """
 
@@ -24,7 +27,7 @@ from agentic_sched import Scheduler, TaskSpec
 
 async def measure(n: int, workers: int, runtime: str, slots: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="agsched-bench-") as d:
-        async with Scheduler(state_dir=d, batch_size=256, batch_max=1024) as s:
+        async with Scheduler(state_dir=d, planner="eft", batch_size=256, batch_max=1024) as s:
             for i in range(workers):
                 await s.add_worker(id=f"w{i}", capacity={"cpu": 64}, max_concurrency=slots)
             with anyio.fail_after(60):
