@@ -110,6 +110,12 @@ def _cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_vm_guest(args: argparse.Namespace) -> int:
+    from .agents import vm_guest
+
+    return vm_guest.main(["--cache", args.cache] if args.cache else [])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentic-sched", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", choices=sorted(EXAMPLES))
     e.add_argument("-o", "--output")
     e.set_defaults(func=_cmd_example)
+    g = sub.add_parser("vm-guest", help="build (or find cached) the kernel + initrd the vm runtime boots")
+    g.add_argument("--cache", help="cache directory (default $AGENTIC_SCHED_VM_CACHE or /var/tmp/agentic-sched/vm)")
+    g.set_defaults(func=_cmd_vm_guest)
     try:
         from .sim.cli import add_simulate_parser
     except ImportError:  # the simulator is optional at this layer

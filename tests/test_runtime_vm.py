@@ -114,3 +114,25 @@ def test_prepare_does_not_offer_vm_without_a_hypervisor(monkeypatch):
 
     monkeypatch.setattr(runtime_vm, "DEFAULT_URI", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
     assert asyncio.run(VmRuntime().prepare("w")) is False
+
+
+def test_vm_guest_cli_prints_the_cached_guest(libvirt_qemu):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "agentic_sched.cli", "vm-guest", "--cache",
+                          str(libvirt_qemu.kernel.parent.parent)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [f"AGENTIC_VM_KERNEL={libvirt_qemu.kernel}",
+                                       f"AGENTIC_VM_INITRD={libvirt_qemu.initrd}"]
+
+
+def test_vm_guest_build_names_what_is_missing(monkeypatch, tmp_path):
+    from agentic_sched.agents import vm_guest
+
+    monkeypatch.setattr(vm_guest, "BUSYBOX", tmp_path / "no-busybox")
+    with pytest.raises(vm_guest.GuestBuildError, match="no-busybox missing: install busybox-static"):
+        vm_guest.build_guest(tmp_path / "cache")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no apt-cache, no apt-get
+    with pytest.raises(vm_guest.GuestBuildError, match="apt-get is not installed"):
+        vm_guest.kernel_package()

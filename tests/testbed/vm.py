@@ -19,12 +19,9 @@ keep commands under ~1.4 KiB of text.
 from __future__ import annotations
 
 import base64
-import fcntl
 import os
-import re
 import shutil
 import string
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,14 +31,15 @@ from pathlib import Path
 # /init script, domain XML template ($name $memory_mib $vcpus $kernel $initrd $cmdline
 # $console_log, fill it with ``GuestKit.domain_xml``) and base kernel command line.
 from agentic_sched.agents import runtime_vm as _runtime_vm
-from agentic_sched.agents.runtime_vm import BASE_CMDLINE, INIT_SCRIPT
+from agentic_sched.agents import vm_guest as _vm_guest
+from agentic_sched.agents.runtime_vm import BASE_CMDLINE
 from agentic_sched.agents.runtime_vm import DOMAIN_TEMPLATE as DOMAIN_XML_TEMPLATE
 
 from ._proc import TestbedError, log, ok, run, wait_until
 
 #: Where kernels and initrds are cached. Not under /root: qemu runs as libvirt-qemu
 #: and must be able to traverse the path.
-CACHE_ROOT = Path(os.environ.get("AGENTIC_SCHED_VM_CACHE", "/var/tmp/agentic-sched/vm"))
+CACHE_ROOT = _vm_guest.CACHE_ROOT
 QEMU_URI = "qemu:///system"
 
 
@@ -144,91 +142,13 @@ def ensure_libvirtd(uri: str = QEMU_URI, timeout: float = 30) -> None:
         raise TestbedError(f"libvirtd did not answer on {uri} within {timeout} s")
 
 
-def _kernel_package() -> tuple[str, str]:
-    """(package name, version) of the Debian kernel ``linux-image-amd64`` points to."""
-    def lookup() -> str | None:
-        out = run(["apt-cache", "depends", "linux-image-amd64"], check=False).stdout
-        m = re.search(r"Depends:\s*(linux-image-[\w.-]+-amd64)\b", out)
-        return m[1] if m else None
-
-    pkg = lookup()
-    if pkg is None:
-        log.info("apt lists empty; running apt-get update")
-        run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "update"], timeout=900)
-        pkg = lookup()
-    if pkg is None:
-        raise TestbedError("cannot find a linux-image-*-amd64 package with apt-cache")
-    out = run(["apt-cache", "show", "--no-all-versions", pkg]).stdout
-    version = re.search(r"^Version:\s*(\S+)", out, re.M)[1]
-    return pkg, version
-
-
-def _build_initrd(dest: Path, busybox: Path) -> None:
-    """Write a gzip'd newc cpio with busybox, /init and /dev/console to ``dest``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for d in ("bin", "dev", "proc", "sys", "tmp"):
-            (root / d).mkdir()
-        shutil.copy2(busybox, root / "bin" / "busybox")
-        (root / "bin" / "sh").symlink_to("busybox")
-        (root / "init").write_text(INIT_SCRIPT)
-        (root / "init").chmod(0o755)
-        os.mknod(root / "dev" / "console", 0o600 | 0o020000, os.makedev(5, 1))
-        files = run(["find", ".", "-print0"], cwd=root).stdout.encode()
-        with open(dest, "wb") as out:
-            p1 = subprocess.Popen(["cpio", "--null", "-o", "-H", "newc", "--quiet"], cwd=root,
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            p2 = subprocess.Popen(["gzip", "-1"], stdin=p1.stdout, stdout=out)
-            p1.stdout.close()
-            p1.communicate(files)
-            if p1.wait() != 0 or p2.wait() != 0:
-                raise TestbedError("building the initrd with cpio | gzip failed")
-
-
 def build_guest(cache_root: Path = CACHE_ROOT) -> GuestKit:
-    """Return a cached ``GuestKit``, building it first if needed (~5 s, one download).
-
-    Cache key: kernel package version + a hash of ``INIT_SCRIPT``. Safe against
-    concurrent callers (file lock). Raises ``TestbedError`` if apt, dpkg-deb, cpio or
-    busybox-static are unavailable.
-    """
-    import hashlib
-
-    pkg, version = _kernel_package()
-    key = f"{pkg}_{version}_{hashlib.sha256(INIT_SCRIPT.encode()).hexdigest()[:12]}"
-    target = cache_root / key
-    kernel, initrd = target / "vmlinuz", target / "initrd.gz"
-    if kernel.exists() and initrd.exists():
-        return GuestKit(kernel, initrd, version)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    for p in (cache_root, *cache_root.parents):
-        if str(p) in ("/", "/var", "/tmp", "/var/tmp"):
-            break
-        p.chmod(0o755)
-    busybox = Path("/bin/busybox")
-    if not busybox.exists():
-        raise TestbedError("/bin/busybox missing: apt-get install busybox-static "
-                           "(.ci/setup-system.sh does it)")
-    with open(cache_root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if kernel.exists() and initrd.exists():
-            return GuestKit(kernel, initrd, version)
-        t0 = time.monotonic()
-        with tempfile.TemporaryDirectory(dir=cache_root) as tmp:
-            tmpdir = Path(tmp)
-            run(["apt-get", "download", f"{pkg}={version}"], cwd=tmpdir, timeout=600)
-            deb = next(tmpdir.glob("*.deb"))
-            extract = f"dpkg-deb --fsys-tarfile '{deb}' | tar -x -C '{tmpdir}' --wildcards './boot/vmlinuz-*'"
-            run(["sh", "-c", extract], timeout=300)
-            build = tmpdir / "out"
-            build.mkdir()
-            shutil.copy2(next((tmpdir / "boot").glob("vmlinuz-*")), build / "vmlinuz")
-            _build_initrd(build / "initrd.gz", busybox)
-            for f in build.iterdir():
-                f.chmod(0o644)
-            build.chmod(0o755)
-            build.rename(target)
-        log.info("built guest kernel+initrd %s in %.1f s", target, time.monotonic() - t0)
+    """A cached ``GuestKit``, built first if needed by the product's builder
+    (``agents/vm_guest.py``: ~5 s, one download); ``TestbedError`` if it cannot."""
+    try:
+        kernel, initrd, version = _vm_guest.build_guest(cache_root)
+    except _vm_guest.GuestBuildError as exc:
+        raise TestbedError(f"{exc} (.ci/setup-system.sh installs what the guest needs)") from None
     return GuestKit(kernel, initrd, version)
 
 
