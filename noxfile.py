@@ -53,4 +53,4 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".", "mypy")
-    session.run("mypy", "agentic_sched")
+    session.run("mypy", "agentic_sched", "agents", "kernels")

@@ -95,7 +95,8 @@ def _json_type(value: Any) -> str:
         return _INT
     if isinstance(value, float):
         return _NUM
-    return {str: _STR, list: _LIST, dict: _OBJ}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: _STR, list: _LIST, dict: _OBJ}
+    return names.get(type(value), type(value).__name__)
 
 
 def _reject_constant(name: str) -> Any:
@@ -109,9 +110,9 @@ def validate(msg: Any) -> dict[str, Any]:
     if msg.get("v") != VERSION:
         raise ProtocolError(f"v: unsupported protocol version {msg.get('v')!r} (this side speaks {VERSION})")
     kind = msg.get("type")
-    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
-    if schema is None:
+    if not isinstance(kind, str) or kind not in SCHEMAS:
         raise ProtocolError(f"type: unknown message type {kind!r} (known: {', '.join(sorted(SCHEMAS))})")
+    schema = SCHEMAS[kind]
     for key, value in msg.items():
         if key in ("v", "type"):
             continue

@@ -42,8 +42,8 @@ try:
     import aiodocker
     from aiodocker.exceptions import DockerError
 except ImportError:  # pragma: no cover - the agent then simply does not offer docker
-    aiodocker = None  # type: ignore[assignment]
-    DockerError = Exception  # type: ignore[assignment,misc]
+    aiodocker = None  # type: ignore[assignment, unused-ignore]
+    DockerError = Exception  # type: ignore[assignment, misc, unused-ignore]
 
 if __package__:
     from .runtimes import Job, Outcome, race

@@ -49,7 +49,7 @@ try:
     import libvirt
     libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors are raised, not printed
 except ImportError:  # pragma: no cover - the agent then does not offer vm
-    libvirt = None  # type: ignore[assignment]
+    libvirt = None  # type: ignore[assignment, unused-ignore]
 
 if __package__:
     from .runtimes import Job, Outcome, race
