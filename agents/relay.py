@@ -62,7 +62,8 @@ def _spawn(args: argparse.Namespace, path: str) -> subprocess.Popen[bytes]:
     with open(os.path.join(args.state_dir, "agent.log"), "ab") as log:
         return subprocess.Popen(
             [sys.executable, args.agent, "--worker-id", args.worker_id, "--state-dir", args.state_dir,
-             "--socket", path, "--orphan-timeout", str(args.orphan_timeout)],
+             "--socket", path, "--orphan-timeout", str(args.orphan_timeout),
+             *(["--checkpoint-root", args.checkpoint_root] if args.checkpoint_root else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True, close_fds=True)
 
 
@@ -151,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--orphan-timeout", type=float, default=60.0)
     p.add_argument("--start-timeout", type=float, default=20.0)
     p.add_argument("--no-spawn", action="store_true")
+    p.add_argument("--checkpoint-root", help="passed to the agent (shared storage: resume on any host)")
     args = p.parse_args(argv)
     sock, error = _agent(args)
     if sock is None:

@@ -6,7 +6,7 @@ kernel comes from the distribution's ``linux-image-amd64`` package (``apt-get do
 nothing is installed). Run it on each VM host, once, as a user that may run apt::
 
     python3 -m agentic_sched.agents.vm_guest            # or: agentic-sched vm-guest
-    python3 <remote_dir>/agent/vm_guest.py               # on a provisioned SSH host
+    python3 <remote_dir>/agent-<version>/vm_guest.py     # on a provisioned SSH host
 
 It prints the two paths; point the agent at them with ``$AGENTIC_VM_KERNEL`` /
 ``$AGENTIC_VM_INITRD`` or per task with ``options.kernel`` / ``options.initrd``. The

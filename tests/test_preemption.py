@@ -3,12 +3,10 @@ end to end on the local executor with real processes (plus a scripted agent for 
 
 from __future__ import annotations
 
-import sys
-import textwrap
-
 import anyio
 import pytest
 from agentic_sched.agents import protocol
+from counter_task import counter, steps_done
 from scripted_agent import ScriptedAgentBase
 
 from agentic_sched._errors import InvalidProblem
@@ -107,44 +105,6 @@ def test_spec_field_is_validated():
 
 # ---------------------------------------------------------------------------- real processes
 
-COUNTER = textwrap.dedent("""
-    import os, signal, sys, time
-    effects, n, step_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-    ckpt = os.path.join(os.environ["AGSCHED_CHECKPOINT_DIR"], "next")
-    start = int(open(ckpt).read()) if os.path.exists(ckpt) else 0
-    with open(effects + ".attempts", "a") as f:
-        f.write(f"{os.environ['AGENTIC_ATTEMPT']} {start}\\n")
-    stop = False
-    def on_term(*_):
-        global stop
-        stop = True
-    signal.signal(signal.SIGTERM, on_term)
-    for i in range(start, n):
-        if stop:
-            sys.exit(143)
-        time.sleep(step_s)
-        with open(effects, "a") as f:
-            f.write(f"{i}\\n")
-        with open(ckpt + ".tmp", "w") as f:
-            f.write(str(i + 1))
-        os.replace(ckpt + ".tmp", ckpt)
-""")
-
-
-def counter(tmp_path, tid: str, n: int, step_s: float, **kw) -> TaskSpec:
-    script = tmp_path / "counter.py"
-    script.write_text(COUNTER)
-    return TaskSpec(id=tid, argv=[sys.executable, str(script), str(tmp_path / f"{tid}.effects"), str(n),
-                                  str(step_s)], duration=n * step_s, **kw)
-
-
-async def _steps_done(tmp_path, tid: str, at_least: int) -> None:
-    path = tmp_path / f"{tid}.effects"
-    with anyio.fail_after(60):
-        while not path.exists() or len(path.read_text().split()) < at_least:
-            await anyio.sleep(0.05)
-
-
 @pytest.mark.anyio
 async def test_low_priority_task_is_preempted_and_resumes_from_its_checkpoint(tmp_path):
     n = 30
@@ -152,7 +112,7 @@ async def test_low_priority_task_is_preempted_and_resumes_from_its_checkpoint(tm
         events = s.subscribe()
         await s.add_worker(id="w1", capacity={"cpu": 1}, max_concurrency=1)
         low = await s.submit(counter(tmp_path, "low", n, 0.1, priority=1, preemptible=True, demand={"cpu": 1}))
-        await _steps_done(tmp_path, "low", 5)
+        await steps_done(tmp_path, "low", 5)
         high = await s.submit(TaskSpec(id="high", argv=["/bin/sh", "-c", f"echo hi > {tmp_path / 'high.out'}"],
                                        priority=10, duration=0.2, demand={"cpu": 1}))
         st_high, st_low = await s.wait([high, low], timeout=120)
@@ -198,7 +158,7 @@ async def test_a_gpu_task_preempts_the_lower_priority_holder_of_the_gpu(tmp_path
                                        demand={"cpu": 1}))
         low = await s.submit(counter(tmp_path, "gpu-low", 30, 0.1, priority=1, preemptible=True,
                                      demand={"cpu": 1}, gpu={"count": 1}))
-        await _steps_done(tmp_path, "gpu-low", 5)
+        await steps_done(tmp_path, "gpu-low", 5)
         high = await s.submit(TaskSpec(id="gpu-high", argv=["true"], priority=10, duration=0.2,
                                        demand={"cpu": 1}, gpu={"count": 1, "share": 600}))
         st_high, st_low, st_other = await s.wait([high, low, other], timeout=120)
@@ -219,8 +179,8 @@ async def test_non_preemptible_equal_priority_and_disabled_preemption_never_pree
             a = await s.submit(counter(sub, "a", 8, 0.1, priority=1, preemptible=low_pre, demand={"cpu": 1}))
             b = await s.submit(counter(sub, "b", 8, 0.1, priority=5 if not low_pre else 1, preemptible=True,
                                        demand={"cpu": 1}))
-            await _steps_done(sub, "a", 1)
-            await _steps_done(sub, "b", 1)
+            await steps_done(sub, "a", 1)
+            await steps_done(sub, "b", 1)
             high = await s.submit(TaskSpec(id="high", argv=["/bin/true"], priority=5, demand={"cpu": 1}))
             with anyio.fail_after(30):
                 while "planned" not in s.why_pending(high) and s.status(high).state == "pending":

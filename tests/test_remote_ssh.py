@@ -18,6 +18,7 @@ import anyio
 import asyncssh
 import attrs
 import pytest
+from counter_task import counter, steps_done
 from proc_util import alive
 from testbed import BUSYBOX_IMAGE
 
@@ -302,3 +303,33 @@ async def test_a_restarted_scheduler_picks_up_attempts_still_running_on_ssh_host
         assert st.state == "done" and st.attempt == 1 and st.worker == specs[0].id
     assert (marks / "r.start").read_text().split() == ["1"]  # not re-run: the agent kept it
     assert (marks / "r.done").read_text().split() == ["1"]
+
+
+async def test_a_preempted_task_resumes_on_another_host_from_a_shared_checkpoint_root(cluster, tmp_path):
+    """The testbed's hosts share this machine's filesystem, as hosts share NFS: with
+    ``checkpoint_root`` on it, a task preempted on one host resumes on another."""
+    hosts, ex, specs = cluster
+    shared = tmp_path / "shared-checkpoints"
+    ex = SshExecutor(known_hosts=ex.known_hosts, client_keys=ex.client_keys, python=sys.executable, lease_s=1.5,
+                     targets=ex.targets, checkpoint_root=str(shared))
+    a, b = (attrs.evolve(sp, capacity={"cpu": 1}, max_concurrency=1) for sp in specs[:2])
+    async with Scheduler(state_dir=str(tmp_path / "sched"), preempt_grace_s=5.0) as s:
+        s.add_executor(ex)
+        await s.add_worker(a)
+        await s.add_worker(b)
+        blocker = await s.submit(TaskSpec(id="blocker", argv=["sleep", "3"], duration=3, priority=2))
+        with anyio.fail_after(60):
+            while s.status(blocker).state != "running":
+                await anyio.sleep(0.05)
+        first = s.status(blocker).worker
+        low = await s.submit(counter(tmp_path, "low", 40, 0.1, priority=1, preemptible=True))
+        await steps_done(tmp_path, "low", 5)
+        assert s.status(low).worker != first
+        high = await s.submit(TaskSpec(id="high", argv=["sleep", "6"], duration=6, priority=10))
+        st_high, st_low = await s.wait([high, low], timeout=120)
+    assert st_high.state == st_low.state == "done" and st_low.preemptions == 1
+    assert st_low.worker == first, "resumed on the host the blocker left, not where it was preempted"
+    assert [int(x) for x in (tmp_path / "low.effects").read_text().split()] == list(range(40))
+    attempts = [line.split() for line in (tmp_path / "low.effects.attempts").read_text().splitlines()]
+    assert attempts[0] == ["1", "0"] and attempts[1][0] == "2" and int(attempts[1][1]) >= 5
+    assert not (shared / "low").exists(), "the checkpoint goes with the finished task"

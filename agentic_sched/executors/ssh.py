@@ -55,6 +55,7 @@ class SshTarget:
         default=None, converter=lambda v: None if v is None else tuple(str(k) for k in v))
     remote_dir: str | None = None
     python: str | None = None
+    checkpoint_root: str | None = None
 
     @classmethod
     def parse(cls, address: str) -> SshTarget:
@@ -71,7 +72,10 @@ class SshExecutor:
     ``targets`` maps worker ids to ``SshTarget``s and wins over ``spec.address``.
     ``known_hosts`` (path) and ``client_keys`` (paths) are required defaults: there is
     no way to turn host key checking off. State on a host lives under
-    ``<remote_dir>/workers/<worker id>/`` (journal, logs, agent socket).
+    ``<remote_dir>/workers/<worker id>/`` (journal, logs, agent socket, and by default
+    the tasks' checkpoints). ``checkpoint_root`` (per target or for all) puts the
+    checkpoints of every task under ``<checkpoint_root>/<task id>/`` instead: a directory
+    on storage the hosts share lets a preempted or requeued task resume on another host.
     """
 
     kind = "ssh"
@@ -81,12 +85,12 @@ class SshExecutor:
                  remote_dir: str = "/var/tmp/agentic-sched", python: str = "python3",
                  connect_timeout_s: float = 5.0, keepalive_s: float = 1.0, lease_s: float = 2.0,
                  agent_orphan_timeout_s: float = 60.0, backoff_s: float = 0.2, backoff_max_s: float = 5.0,
-                 fence_timeout_s: float = 2.0) -> None:
+                 fence_timeout_s: float = 2.0, checkpoint_root: str | None = None) -> None:
         self.known_hosts = str(known_hosts)
         self.client_keys = tuple(str(k) for k in client_keys)
         self.username = username
         self.targets = dict(targets or {})
-        self.remote_dir, self.python = remote_dir, python
+        self.remote_dir, self.python, self.checkpoint_root = remote_dir, python, checkpoint_root
         self.connect_timeout_s, self.keepalive_s = connect_timeout_s, keepalive_s
         self.lease_s, self.agent_orphan_timeout_s = lease_s, agent_orphan_timeout_s
         self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
@@ -110,7 +114,7 @@ class SshExecutor:
         return attrs.evolve(
             t, username=t.username or self.username, known_hosts=t.known_hosts or self.known_hosts,
             client_keys=t.client_keys or self.client_keys, remote_dir=t.remote_dir or self.remote_dir,
-            python=t.python or self.python)
+            python=t.python or self.python, checkpoint_root=t.checkpoint_root or self.checkpoint_root)
 
     def state_dir(self, spec: Any) -> str:
         return f"{self.target(spec).remote_dir}/workers/{spec.id}"
@@ -173,6 +177,8 @@ class SshExecutor:
             cmd = [t.python or self.python, "-S", f"{agent_dir}/relay.py", "--agent", f"{agent_dir}/agent.py",
                    "--worker-id", spec.id, "--state-dir", self.state_dir(spec), "--lease", str(self.lease_s),
                    "--orphan-timeout", str(self.agent_orphan_timeout_s)]
+            if t.checkpoint_root:
+                cmd += ["--checkpoint-root", t.checkpoint_root]
             if not spawn:
                 cmd.append("--no-spawn")
             proc = await conn.create_process(shlex.join(cmd), encoding=None)
