@@ -4,6 +4,7 @@ This module is the one public face; everything else is private. See FORMATS.md f
 the problem/plan contract and DESIGN.md for the architecture.
 """
 
+from ._config import SchedulerConfig
 from ._errors import (
     InvalidPlan,
     InvalidProblem,
@@ -15,7 +16,7 @@ from ._errors import (
     UnknownTask,
     UnknownWorker,
 )
-from ._spec import TaskSpec, TaskStatus, WorkerSpec
+from ._spec import TaskSpec, TaskStatus, WorkerInfo, WorkerSpec
 from .dashboard import BackgroundScheduler, Dashboard, plot_plan, run_in_background
 from .events import Event
 from .examples import example_problem, generate_problem
@@ -51,7 +52,7 @@ from .planners import (
     repair,
 )
 from .predict import RuntimePredictor
-from .scheduler import Scheduler, SchedulerConfig, TaskHandle, WorkerInfo
+from .scheduler import Scheduler, TaskHandle
 
 __version__ = "0.1.0"
 

@@ -225,3 +225,20 @@ class TaskStatus:
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL
+
+
+@attrs.frozen
+class WorkerInfo:
+    """A snapshot of one worker as ``Scheduler.workers()`` reports it."""
+
+    id: str
+    state: str
+    reason: str
+    running: int
+    max_concurrency: int
+    load: dict[str, Any]
+    capacity: dict[str, float] = attrs.field(factory=dict)
+    used: dict[str, float] = attrs.field(factory=dict)      # held by its reserved/running attempts
+    labels: dict[str, str] = attrs.field(factory=dict)
+    last_seen_s: float | None = None                        # seconds since its last message
+    executor: str = "local"

@@ -1,0 +1,50 @@
+"""``SchedulerConfig``: every setting of one ``Scheduler``, with its default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class SchedulerConfig:
+    """Settings of one scheduler. ``state_dir`` holds ``scheduler.db`` and, per local
+    worker, ``workers/<id>/`` (agent socket, journal, task logs).
+
+    Batching: a round is planned when ``batch_size`` tasks wait, ``batch_window_s``
+    after the first one arrived, at once on worker events / freed capacity (if
+    ``replan_on_worker_events``), and when a delayed start falls due; one round plans
+    at most ``batch_max`` tasks. ``planner`` is a planner name run with
+    ``plan_budget_s``; on errors/overruns the round falls back to greedy.
+
+    Preemption (``preemption``): a task that a round cannot start now (unassigned, a
+    failed plan check, or planned more than ``preempt_min_wait_s`` later / past its
+    deadline) stops running ``TaskSpec.preemptible`` attempts of strictly lower priority
+    on one worker; they get SIGTERM, ``preempt_grace_s`` to checkpoint, then SIGKILL,
+    and are requeued (docs/preemption.md).
+    """
+
+    state_dir: str
+    planner: Any = "portfolio"  # a name or an object with plan(problem, budget_s): "portfolio" plans
+    #                             within plan_budget_s (small rounds end early), "eft" in milliseconds
+    plan_budget_s: float = 1.0
+    batch_size: int = 64
+    batch_window_s: float = 0.02
+    batch_max: int = 512
+    replan_on_worker_events: bool = True
+    start_slack_s: float = 0.05
+    heartbeat_s: float = 0.5
+    heartbeat_timeout_s: float = 1.5
+    reserve_ttl_s: float = 10.0
+    orphan_timeout_s: float = 60.0
+    stop_agents_on_exit: bool = True
+    metrics_port: int | None = None
+    planner_max_failures: int = 3
+    planner_cooldown_s: float = 30.0
+    predict_runtimes: bool = True   # learn durations from finished tasks (predict.py)
+    predict_min_samples: int = 20
+    predict_refit_every: int = 50
+    preemption: bool = True         # stop lower-priority preemptible attempts for waiting tasks
+    preempt_grace_s: float = 10.0   # SIGTERM -> SIGKILL: the victim's time to write its checkpoint
+    preempt_min_wait_s: float = 0.0  # a task planned to start within this does not preempt
