@@ -30,11 +30,7 @@ def tests(session: nox.Session) -> None:
 def demo(session: nox.Session) -> None:
     """The main demo: an embedded scheduler with local workers (no setup by hand)."""
     session.install("-e", ".")
-    if (ROOT / "agentic_sched/demo.py").exists():
-        session.run("python", "-m", "agentic_sched.demo", *session.posargs)
-    else:
-        session.run("agentic-sched", "example", "mixed", "-o", f"{session.create_tmp()}/mixed.json")
-        session.run("agentic-sched", "plan", f"{session.create_tmp()}/mixed.json", "-o", "-")
+    session.run("python", "-m", "agentic_sched.demo", *session.posargs)
 
 
 @nox.session
