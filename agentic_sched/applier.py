@@ -311,7 +311,8 @@ class Applier:
         return out
 
     def apply_plan(self, plan: Plan, versions: dict[str, int], slack_s: float) -> float | None:
-        """Verify each assignment against live state and reserve the ones due now.
+        """Verify each assignment against live state and reserve the ones due now (planned
+        to start within ``slack_s`` and released).
 
         Returns the scheduler time of the earliest assignment left for later (a delayed
         start or release), or None. Rejections are recorded as the task's reason."""
@@ -327,11 +328,13 @@ class Applier:
             rec = self.pending.get(a.task)
             if rec is None or rec.version != versions.get(a.task):
                 continue  # changed since the snapshot (cancelled, requeued, ...)
-            if a.start > now + slack_s:
-                rec.reason = f"planned on {a.worker} at t={a.start:.2f} (in {a.start - now:.2f}s): {plan.planner}"
-                next_start = a.start if next_start is None else min(next_start, a.start)
+            release = rec.model.release or 0.0
+            if a.start > now + slack_s or release > now:  # up to slack_s early, never before the release
+                due = max(a.start, release)
+                rec.reason = f"planned on {a.worker} at t={due:.2f} (in {due - now:.2f}s): {plan.planner}"
+                next_start = due if next_start is None else min(next_start, due)
                 d = rec.model.deadline
-                if (rec.model.release or 0.0) <= now and (a.start - now > self.preempt_min_wait_s or (
+                if release <= now and (a.start - now > self.preempt_min_wait_s or (
                         d is not None and a.end > d)):
                     waiting.append(rec)
                 continue
