@@ -8,7 +8,7 @@ the problem's weights); ``remove(i)`` frees it again. ``objective()`` recomputes
 FORMATS.md cost from the arrays in O(N + W) numpy, and ``to_plan`` finishes a Plan.
 
 Complexity: one insertion is one ``earliest_starts`` kernel call, O(W * m) for W
-workers and m breakpoints per worker, plus O(W) numpy scoring.
+workers and m breakpoints per worker, plus one O(N + W) ``marginal_costs`` kernel call.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..kernels import lns as KL
 from ..kernels import timeline as K
 from ..model import Assignment, Plan, Problem, Unassigned
 from .base import finish_plan
@@ -51,6 +52,8 @@ class ProblemArrays:
             self.eligible[i] = feas.mask(t)
         wt = problem.weights
         self.w = wt
+        self.weight_vec = np.array([wt.lateness, wt.misses, wt.makespan, wt.imbalance, wt.energy, wt.reliability],
+                                   dtype=float)
         self.dur_on = self.dur[:, None] / np.where(self.speed > 0, self.speed, 1e-300)[None, :]
 
     def makespan_lower_bound(self) -> float:
@@ -137,44 +140,18 @@ class Schedule:
     # ------------------------------------------------------------------ scoring
     def marginal(self, i: int, starts: np.ndarray, target: float, rng: np.random.Generator | None = None,
                  noise: float = 0.0) -> np.ndarray:
-        """Objective increase of placing task ``i`` at ``starts[w]`` on each worker (inf if not)."""
-        a, wt = self.a, self.a.w
-        ok = np.isfinite(starts)
-        starts = np.where(ok, starts, a.now)
-        fin = starts + a.dur_on[i]
-        d = a.dur_on[i]
-        c = wt.reliability * (1.0 - a.health) * d
-        over = np.maximum(0.0, fin - a.dl[i])
-        c = c + wt.lateness * a.prio[i] * over + wt.misses * (over > 1e-9)
-        last = self._last_end()
-        base = np.where(last > -np.inf, last, a.now)
-        c = c + wt.energy * a.idle * np.maximum(0.0, fin - base)
-        horizon = max(target, self._makespan_end() - a.now)
-        c = c + wt.makespan * np.maximum(0.0, fin - a.now - horizon)
-        if wt.imbalance and a.cpu[i] > 0 and a.cpu_workers.any():
-            c = c + wt.imbalance * self._imbalance_delta(i, d, max(horizon, 1e-9))
+        """Objective increase of placing task ``i`` at ``starts[w]`` on each worker (inf if not).
+
+        ``kernels.lns.marginal_costs``: reliability, lateness and miss at the finish, energy
+        past the worker's last end, makespan past ``max(target, makespan)`` and the exact
+        imbalance change at that horizon; ``noise`` scales each cost by 1 + noise * U(0, 1).
+        """
+        a = self.a
+        c = KL.marginal_costs(starts, a.dur_on[i], a.dl[i], a.prio[i], a.cpu[i], self.worker, self.start, self.end,
+                              a.cpu, a.health, a.idle, a.cpucap, a.now, target, a.weight_vec)
         if noise and rng is not None:
             c = c * (1.0 + noise * rng.random(c.shape[0]))
-        return np.where(ok, c, np.inf)
-
-    def _imbalance_delta(self, i: int, d: np.ndarray, mk: float) -> np.ndarray:
-        a = self.a
-        cw = a.cpu_workers
-        u = self._work() / np.where(a.cpucap > 0, a.cpucap, 1.0) / mk
-        uc = u[cw]
-        n = uc.shape[0]
-        mean = uc.mean()
-        S = float(((uc - mean) ** 2).sum())
-        delta = a.cpu[i] * d / np.where(a.cpucap > 0, a.cpucap, 1.0) / mk
-        S2 = S + 2 * delta * (u - mean) + delta * delta * (1.0 - 1.0 / n)
-        out = 100.0 * (np.sqrt(np.maximum(S2, 0.0) / n) - math.sqrt(S / n))
-        return np.where(cw, out, 0.0)
-
-    def _last_end(self) -> np.ndarray:
-        last = np.full(self.a.W, -np.inf)
-        placed = self.worker >= 0
-        np.maximum.at(last, self.worker[placed], self.end[placed])
-        return last
+        return c
 
     def _makespan_end(self) -> float:
         placed = self.worker >= 0

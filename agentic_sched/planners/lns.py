@@ -2,8 +2,11 @@
 
 ``improve(schedule, until, rng)`` repeatedly removes a neighbourhood of tasks (the
 late ones, all tasks of a few workers, a time window, the most and least loaded
-workers, or a random set) and re-inserts them with ``Schedule.insert`` (marginal
-FORMATS.md cost, randomised order and a little score noise). A move is kept when the
+workers, the workers whose cpu-seconds cost the most (``work_gradient``: the
+derivative of imbalance plus the energy and reliability rates) together with the
+cheapest ones, the tasks of a used worker with an idle cost or health < 1, or a
+random set) and re-inserts them with ``Schedule.insert`` (marginal FORMATS.md cost,
+randomised order and a little score noise). A move is kept when the
 objective does not get worse, otherwise the schedule is restored. Every intermediate
 schedule is feasible by construction (tasks are only booked at feasible starts).
 
@@ -31,7 +34,9 @@ def _neighbourhood(s: Schedule, rng: np.random.Generator, size: int) -> np.ndarr
     placed = np.flatnonzero(s.worker >= 0)
     if len(placed) == 0:
         return placed
-    kind = rng.integers(0, 6)
+    kind = rng.integers(0, 9)
+    if kind >= 6:
+        return _costly_neighbourhood(s, rng, size, placed, kind == 8)
     if kind == 0:  # late tasks plus random company
         late = placed[s.end[placed] > a.dl[placed] + 1e-9]
         extra = rng.choice(placed, size=min(size, len(placed)), replace=False)
@@ -56,6 +61,55 @@ def _neighbourhood(s: Schedule, rng: np.random.Generator, size: int) -> np.ndarr
     if len(sel) > size:
         sel = rng.choice(sel, size=size, replace=False)
     return sel
+
+
+def work_gradient(s: Schedule) -> np.ndarray:
+    """Per worker, about what one more cpu-second of work there adds to the objective.
+
+    The exact derivative of ``w_imb * 100 * std(u)`` with respect to the worker's
+    cpu-seconds (makespan fixed), plus the energy rate of a worker whose tasks run
+    side by side (``w_en * idle / cpu_cap``) and the reliability rate of an average
+    task (``w_rel * (1 - health) / mean cpu``). Ranks workers for the balancing moves.
+    """
+    a = s.a
+    cap = np.where(a.cpucap > 0, a.cpucap, 1.0)
+    mean_cpu = float(a.cpu[a.cpu > 0].mean()) if (a.cpu > 0).any() else 1.0
+    g = a.w.energy * a.idle / cap + a.w.reliability * (1.0 - a.health) / mean_cpu
+    mk = s._makespan_end() - a.now
+    cw = a.cpu_workers
+    if mk > 0 and cw.any():
+        u = s._work() / cap / mk
+        uc = u[cw]
+        sd = float(uc.std())
+        if sd > 0:
+            g = g + np.where(cw, a.w.imbalance * 100.0 * (u - uc.mean()) / (uc.shape[0] * sd * cap * mk), 0.0)
+    return g
+
+
+def _costly_neighbourhood(s: Schedule, rng: np.random.Generator, size: int, placed: np.ndarray,
+                          idle_or_unhealthy: bool) -> np.ndarray:
+    """Tasks of the used workers whose cpu-seconds cost the most plus some of the cheapest
+    workers' (balancing), or the tasks of one used worker with an idle cost or health < 1
+    (all of them or its last ending ones: energy and reliability; balancing if there is none)."""
+    a = s.a
+    used = np.unique(s.worker[placed])
+    costly = used[(a.idle[used] > 0) | (a.health[used] < 1.0)]
+    if idle_or_unhealthy and len(costly):
+        on = placed[s.worker[placed] == rng.choice(costly)]
+        if len(on) <= size or rng.random() < 0.5:
+            return on
+        return on[np.argsort(-s.end[on])[:size]]
+    g = work_gradient(s)
+    k = int(rng.integers(1, 4))
+    hi = used[np.argsort(-g[used])[:k]]
+    lo = np.argsort(g)[:k]
+    sel = placed[np.isin(s.worker[placed], hi)]
+    if len(sel) > size:
+        sel = rng.choice(sel, size=size, replace=False)
+    low = placed[np.isin(s.worker[placed], lo)]
+    if len(low) > size // 2:
+        low = rng.choice(low, size=max(1, size // 2), replace=False)
+    return np.unique(np.concatenate([sel, low]))
 
 
 def improve(s: Schedule, until: float, rng: np.random.Generator, *, target: float,
