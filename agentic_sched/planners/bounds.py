@@ -90,7 +90,7 @@ def _dual_value(c: np.ndarray, rate: np.ndarray, free: np.ndarray, B: float, kap
         if _residual_norm(c - lam_lo * rate, free) > limit:
             return 0.0
     if _residual_norm(c - lam_hi * rate, free) <= limit:
-        return lam_hi * B
+        return lam_hi * B * (1.0 - SAFETY)
     for _ in range(iters):
         if lam_hi - lam_lo <= 1e-7 * max(abs(lam_hi), 1e-300):
             break
