@@ -76,7 +76,10 @@ class _Reader:
     def number(self, value: Any, path: str, *, minimum: float | None = 0.0, positive: bool = False) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.err(path, f"expected a number, got {_kind(value)}")
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:  # an integer literal beyond the float range
+            x = math.inf
         if not math.isfinite(x):
             raise self.err(path, "must be finite")
         if positive and x <= 0:
@@ -86,7 +89,9 @@ class _Reader:
         return x
 
     def integer(self, value: Any, path: str, lo: int, hi: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.err(path, f"expected an integer, got {_kind(value)} {value!r}")
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
             raise self.err(path, f"expected an integer, got {_kind(value)} {value!r}")
         n = int(value)
         if n < lo or (hi is not None and n > hi):
@@ -186,7 +191,7 @@ def _read_running(r: _Reader, doc: Any, path: str, devices: list[Device]) -> Run
     shares: dict[int, float] = {}
     for key, milli in held.items():
         p = f"{path}.devices.{key}"
-        if not key.isdigit() or int(key) >= len(devices):
+        if not (key.isascii() and key.isdigit()) or int(key) >= len(devices):
             raise InvalidProblem(p, f"no device with index {key!r} on this worker ({len(devices)} devices)")
         shares[int(key)] = r.number(milli, p)
         if shares[int(key)] > MILLI_PER_DEVICE:
@@ -300,7 +305,8 @@ def problem_to_dict(problem: Problem) -> dict[str, Any]:
 def _task_to_dict(t: Task) -> dict[str, Any]:
     out: dict[str, Any] = {"id": t.id, "demand": {k: _num(v) for k, v in t.demand}, "duration": t.duration}
     if t.gpu is not None:
-        out["gpu"] = {"count": t.gpu.count, "share": t.gpu.share}
+        # share only when it is one (a strict reader may refuse a share beside count > 1)
+        out["gpu"] = {"count": t.gpu.count, **({"share": t.gpu.share} if t.gpu.is_shared else {})}
     if t.release is not None:
         out["release"] = t.release
     out["deadline"] = t.deadline
@@ -430,7 +436,7 @@ def validate(problem: Problem, plan: Plan) -> list[Violation]:
         if a.start < earliest - TOL:
             out.append(Violation(3, f"task {a.task!r} starts at {a.start} before max(now, release) = {earliest}"))
         expected_end = a.start + task.duration / worker.speed
-        if abs(a.end - expected_end) > TOL * max(1.0, abs(expected_end)):
+        if abs(a.end - expected_end) > TOL:
             out.append(Violation(3, f"task {a.task!r} ends at {a.end}, expected start + duration/speed = {expected_end}"))
         out.extend(_device_choice_violations(a, task, worker))
         per_worker.setdefault(a.worker, []).append((a, task))
@@ -468,7 +474,7 @@ def _capacity_violations(worker: Worker, items: list[tuple[Assignment, Task]]) -
             used = sum(rw.demand.get(res) for rw in worker.running if tau < rw.until - TOL)
             used += sum(t.demand.get(res) for _, t in active)
             cap = worker.capacity.get(res)
-            if used > cap + TOL * max(1.0, cap):
+            if used > cap + TOL:
                 who = ", ".join(sorted(b.task for b, _ in active))
                 out.append(Violation(4, f"worker {worker.id!r} {res} at t={tau}: {used:g} > capacity {cap:g} ({who})"))
         load: dict[int, float] = {}

@@ -69,7 +69,7 @@ def _earliest_one(w, iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare,
                 for k in range(m):
                     if iw[k] == w and _active(st, en, k, p):
                         used += dem[k, r]
-                if used + tdem[r] > cap[r] + EPS * max(1.0, cap[r]):
+                if used + tdem[r] > cap[r] + EPS:
                     ok = False
                     break
             if not ok:
@@ -88,21 +88,21 @@ def _earliest_one(w, iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare,
             return t
         nfree = 0
         for d in range(ndev):
-            if peak[d] + gshare <= capdev[d] + EPS * max(1.0, capdev[d]):
+            if peak[d] + gshare <= capdev[d] + EPS:
                 nfree += 1
         if nfree < gcount:
             continue
         if gcount == 1 and gshare < 1000.0:
             best = -1
             for d in range(ndev):
-                if peak[d] + gshare <= capdev[d] + EPS * max(1.0, capdev[d]):
+                if peak[d] + gshare <= capdev[d] + EPS:
                     if best < 0 or peak[d] > peak[best]:
                         best = d
             slots[0] = best
         else:
             j = 0
             for d in range(ndev):
-                if j < gcount and peak[d] + gshare <= capdev[d] + EPS * max(1.0, capdev[d]):
+                if j < gcount and peak[d] + gshare <= capdev[d] + EPS:
                     slots[j] = d
                     j += 1
         return t
@@ -177,11 +177,11 @@ def child_starts_ref(iw, st, en, dem, dev, m, cap, capdev, tdem, gcount, gshare,
             def use(p, col, rows, mine=mine):
                 return sum(rows[k][col] for k in mine if st[k] <= p + EPS and p < en[k] - EPS)
 
-            if any(use(p, r, dem) + tdem[r] > cap[w][r] + EPS * max(1.0, cap[w][r])
+            if any(use(p, r, dem) + tdem[r] > cap[w][r] + EPS
                    for p in points for r in range(nres)):
                 continue
             peak = [max(use(p, d, dev) for p in points) for d in range(ndev)]
-            free = [d for d in range(ndev) if peak[d] + gshare <= capdev[w][d] + EPS * max(1.0, capdev[w][d])]
+            free = [d for d in range(ndev) if peak[d] + gshare <= capdev[w][d] + EPS]
             if len(free) < gcount:
                 continue
             if gcount == 1 and gshare < 1000.0:

@@ -24,7 +24,7 @@ EPS = 1e-9
 
 @njit(cache=True)
 def _fits(used, dem, cap):
-    return used + dem <= cap + EPS * max(1.0, cap)
+    return used + dem <= cap + EPS
 
 
 @njit(cache=True)
@@ -62,7 +62,7 @@ def earliest_start(T, U, n, cap, w, dem, nres, gcount, gshare, release, dur, las
         limit = end - EPS
         while True:
             for r in range(nres):
-                if U[w, k, r] + dem[r] > cap[w, r] + EPS * max(1.0, cap[w, r]):
+                if U[w, k, r] + dem[r] > cap[w, r] + EPS:
                     fail = k
                     break
             k += 1
@@ -250,13 +250,13 @@ def _pruned_into(T, U, n, cap, peak, dem, nres, gcount, gshare, release, duratio
         # out: a call with array arguments costs more than the check in this loop
         fits = True
         for r in range(nres):
-            if not (peak[w, r] + dem[r] <= cap[w, r] + EPS * max(1.0, cap[w, r])):
+            if not (peak[w, r] + dem[r] <= cap[w, r] + EPS):
                 fits = False
                 break
         if fits and gcount > 0:
             free = 0
             for d in range(nres, peak.shape[1]):
-                if peak[w, d] + gshare <= cap[w, d] + EPS * max(1.0, cap[w, d]):
+                if peak[w, d] + gshare <= cap[w, d] + EPS:
                     free += 1
             fits = free >= gcount
         if fits:
@@ -352,7 +352,7 @@ def _choose_among(T, U, n, cap, nres, starts, duration, speed, load, dem, gpu_mi
             acc = 0.0
             for c in range(ncols):
                 acc += fr[c]
-            mean = acc / ncols
+            mean = acc / ncols if ncols > 0 else 0.0  # no resource column: every worker ties
             if mode == 1:
                 score = -mean
             elif mode == 2:
@@ -362,7 +362,7 @@ def _choose_among(T, U, n, cap, nres, starts, duration, speed, load, dem, gpu_mi
                 for c in range(ncols):
                     d = fr[c] - mean
                     acc += d * d
-                score = -np.sqrt(acc / ncols) - 1e-3 * mean
+                score = (-np.sqrt(acc / ncols) if ncols > 0 else 0.0) - 1e-3 * mean
         # ties to the lowest index whatever the visiting order
         if best < 0 or score > best_score or (score == best_score and w < best):
             best = w
@@ -418,12 +418,12 @@ def earliest_start_ref(T, U, n, cap, dem, nres, gcount, gshare, release, dur):
     candidates = sorted({max(release, T[0])} | {s for s, _, _ in segs if s > release})
     for t in candidates:
         window = [u for s, e, u in segs if e > t + EPS and s < t + dur - EPS]
-        if not all(u[r] + dem[r] <= cap[r] + EPS * max(1.0, cap[r]) for u in window for r in range(nres)):
+        if not all(u[r] + dem[r] <= cap[r] + EPS for u in window for r in range(nres)):
             continue
         ndev = len(cap) - nres
         free = sum(
             1 for d in range(ndev)
-            if max(u[nres + d] for u in window) + gshare <= cap[nres + d] + EPS * max(1.0, cap[nres + d])
+            if max(u[nres + d] for u in window) + gshare <= cap[nres + d] + EPS
         )
         if gcount == 0 or free >= gcount:
             return t
@@ -459,6 +459,8 @@ def choose_worker_ref(usage_rows_at, cap, nres, starts, dur, load, dem, gpu_mill
         if ndev:
             total = sum(cap[w][nres:])
             fr.append((gpu_milli + sum(row[nres:])) / total if total > 0 else 0.0)
+        if not fr:  # no resource column: every worker ties
+            return 0.0
         mean = sum(fr) / len(fr)
         std = math.sqrt(sum((x - mean) ** 2 for x in fr) / len(fr))
         return {1: -mean, 2: mean, 3: -std - 1e-3 * mean}[mode]

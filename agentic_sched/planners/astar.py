@@ -40,7 +40,7 @@ import numpy as np
 
 from ..kernels import astar as KA
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan, nothing_to_optimise, objective_of
+from .base import constrained_resources, finish_plan, nothing_to_optimise, objective_of
 from .bounds import lower_bound
 from .greedy import GREEDY
 from .insertion import ProblemArrays
@@ -56,7 +56,7 @@ class _Space:
     def __init__(self, problem: Problem) -> None:
         a = ProblemArrays(problem)
         self.a, self.p = a, problem
-        self.resources = sorted({r for t in problem.tasks for r, qty in t.demand if qty > 0})
+        self.resources = constrained_resources(problem)
         nres = len(self.resources)
         self.ndev = max((len(w.gpu_indices) for w in problem.workers), default=0)
         W = a.W

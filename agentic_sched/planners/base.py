@@ -14,7 +14,7 @@ from typing import Protocol
 import attrs
 
 from ..formats import cost
-from ..model import Assignment, Plan, Problem, Unassigned
+from ..model import Assignment, Plan, Problem, Unassigned, Worker
 
 
 class Planner(Protocol):
@@ -61,6 +61,36 @@ def finish_plan(
         status=status, objective=objective, bound=bound,
         elapsed_s=time.perf_counter() - started, detail=detail,
     )
+
+
+def overload_until(worker: Worker, now: float) -> tuple[float, set[str]]:
+    """When running work on ``worker`` stops overloading its capacity (``now`` if it
+    never does), and the resources it overloads. Running work only ends, so the
+    overload is one window from ``now``; rule 4 holds at every instant, so no task,
+    even one demanding nothing, may run on the worker inside it."""
+    live = sorted((rw for rw in worker.running if rw.until > now), key=lambda rw: rw.until)
+    used: dict[str, float] = {}
+    for rw in live:
+        for r, q in rw.demand:
+            used[r] = used.get(r, 0.0) + q
+    over = {r for r, q in used.items() if q > worker.capacity.get(r) + 1e-9}
+    until = now
+    for rw in live:
+        if all(q <= worker.capacity.get(r) + 1e-9 for r, q in used.items()):
+            break
+        until = rw.until
+        for r, q in rw.demand:
+            used[r] -= q
+    return until, over
+
+
+def constrained_resources(problem: Problem) -> list[str]:
+    """The resources a placement must check: those some task demands, plus any that
+    running work alone overloads on some worker (see ``overload_until``)."""
+    names = {r for t in problem.tasks for r, q in t.demand if q > 0}
+    for w in problem.workers:
+        names |= overload_until(w, problem.now)[1]
+    return sorted(names)
 
 
 def nothing_to_optimise(problem: Problem, planner: str, started: float) -> Plan | None:

@@ -35,7 +35,7 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan, nothing_to_optimise, objective_of
+from .base import finish_plan, nothing_to_optimise, objective_of, overload_until
 from .bounds import lower_bound
 from .insertion import NEVER, ProblemArrays, Schedule
 
@@ -114,6 +114,8 @@ class _Model:
         self.s: dict[int, cp_model.IntVar] = {}
         self.u: dict[int, cp_model.IntVar] = {}
         self.size: dict[tuple[int, int], int] = {}
+        self._blocked = {w: _units_up(until - problem.now, q) for w in workers
+                         for until, _ in (overload_until(problem.workers[w], problem.now),) if until > problem.now}
         ivs: _TaskIntervals = {w: [] for w in workers}
         dev_ivs: _DeviceIntervals = {}
         obj: list[cp_model.LinearExprT] = []
@@ -135,6 +137,8 @@ class _Model:
                 size = max(1, _units_up(a.dur_on[i, w], q))
                 x = m.new_bool_var(f"x{i}_{w}")
                 self.x[i, w], self.size[i, w] = x, size
+                if self._blocked.get(w, 0) > 0:
+                    m.add(s >= self._blocked[w]).only_enforce_if(x)
                 iv = m.new_optional_fixed_size_interval_var(s, size, x, f"iv{i}_{w}")
                 ivs[w].append((iv, i))
                 xs.append(x)
@@ -157,7 +161,7 @@ class _Model:
             m.add(M >= e).only_enforce_if(u.negated())
             if math.isfinite(a.dl[i]):
                 dl = math.floor((a.dl[i] - a.now) / q + 1e-7)
-                late = m.new_int_var(0, 2 * H, f"late{i}")
+                late = m.new_int_var(0, 2 * H + max(0, -dl), f"late{i}")  # a deadline before now: dl < 0
                 m.add(late >= e - dl).only_enforce_if(u.negated())
                 miss = m.new_bool_var(f"miss{i}")
                 m.add(e <= dl).only_enforce_if([miss.negated(), u.negated()])
@@ -181,10 +185,14 @@ class _Model:
         names = sorted({r for i in self.tasks for r, qty in p.tasks[i].demand if qty > 0})
         for w in self.workers:
             worker = p.workers[w]
+            # no task runs while running work overloads the worker (``_blocked``), so that
+            # work is only modelled from the end of the overload (else: infeasible model)
+            blocked = self._blocked.get(w, 0)
             hold = []
             for rw in worker.running:
-                if rw.until > p.now:
-                    hold.append((0, _units_up(rw.until - p.now, q), rw.demand.get, dict(rw.devices)))
+                end = _units_up(rw.until - p.now, q)
+                if rw.until > p.now and end > blocked:
+                    hold.append((blocked, end, rw.demand.get, dict(rw.devices)))
             for r in names:
                 cap = worker.capacity.get(r)
                 items: _Demands = [(iv, p.tasks[i].demand.get(r)) for iv, i in ivs[w] if p.tasks[i].demand.get(r) > 0]

@@ -66,7 +66,7 @@ class Feasibility:
                   f"fewer than {task.gpu.count} gpu device{'s' if task.gpu.count > 1 else ''}")
         for resource, qty in task.demand:
             if qty > 0:
-                apply(self._cap(resource) + 1e-9 * np.maximum(1.0, self._cap(resource)) >= qty,
+                apply(self._cap(resource) + 1e-9 >= qty,
                       f"insufficient {resource}")
         counts = Counter(int(i) for i in first_fail[first_fail >= 0])
         parts = [f"{counts[i]} {labels[i]}" for i in sorted(counts, key=lambda i: (-counts[i], i))]

@@ -23,11 +23,12 @@ import functools
 import time
 from collections.abc import Callable
 
+import attrs
 import numpy as np
 
 from ..formats import validate
-from ..model import Plan, Problem
-from .base import objective_of
+from ..model import Plan, Problem, Unassigned
+from .base import finish_plan, objective_of
 from .bounds import lower_bound
 from .greedy import GREEDY
 from .insertion import ProblemArrays, Schedule
@@ -173,8 +174,11 @@ class PortfolioPlanner:
     def _answer(self, run: _Run, primary: str) -> Plan:
         best = run.best
         elapsed = time.perf_counter() - run.started
-        if best is None:  # nothing valid at all: should not happen (greedy always answers)
-            raise RuntimeError("portfolio: no valid plan; " + "; ".join(run.failures))
+        if best is None:  # nothing valid at all (a bug or a degenerate problem): still answer
+            why = "no planner produced a valid plan: " + "; ".join(run.failures)
+            plan = finish_plan(run.problem, [], [Unassigned(t.id, why) for t in run.problem.tasks],
+                               planner="portfolio", started=run.started, status="fallback")
+            return attrs.evolve(plan, detail=why)
         bound = None if run.bound is None else min(run.bound, objective_of(best))
         primary_failed = any(f.startswith(primary + ":") for f in run.failures)
         if primary_failed:

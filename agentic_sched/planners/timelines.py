@@ -16,6 +16,7 @@ import numpy as np
 
 from ..kernels import timeline as K
 from ..model import MILLI_PER_DEVICE, Problem, Task
+from .base import constrained_resources
 
 # duration buckets of the pruning bounds: [0, D0), then [D0 * 1.25^(b-1), D0 * 1.25^b)
 BUCKET, D0, N_BUCKETS = 1.25, 0.01, 64
@@ -44,13 +45,14 @@ class _Shape:
 class Timelines:
     """Resource and device timelines for all workers of ``problem``.
 
-    Columns are the resources demanded by any task of the problem (others cannot
-    constrain a placement) followed by one slot per GPU device.
+    Columns are ``constrained_resources`` (those demanded by any task, and any that
+    running work overloads; others cannot constrain a placement) followed by one slot
+    per GPU device.
     """
 
     def __init__(self, problem: Problem, *, room: int = 16) -> None:
         self.now = problem.now
-        self.resources = sorted({r for t in problem.tasks for r, q in t.demand if q > 0})
+        self.resources = constrained_resources(problem)
         self.nres = len(self.resources)
         self.gpu_index = [w.gpu_indices for w in problem.workers]
         self.ndev = max((len(g) for g in self.gpu_index), default=0)
