@@ -106,6 +106,8 @@ class PortfolioPlanner:
             t0 = time.perf_counter()
             run.attempt(g.name, functools.partial(g.plan, problem))
             eft_s = eft_s or time.perf_counter() - t0
+        if run.left() <= 0:  # the first greedy pass took the whole budget: answer now
+            return self._answer(run, "eft")
         arrays = ProblemArrays(problem)
         try:
             run.bound = max(run.bound or 0.0, lower_bound(problem, arrays))
