@@ -41,7 +41,7 @@ from .executors.local import LocalExecutor, UnixExecutor
 from .formats import problem_from_json, problem_to_dict
 from .metrics import Metrics
 from .model import Plan, Problem
-from .planners import GREEDY
+from .planners import GREEDY, get_planner
 from .predict import RuntimePredictor
 from .registry import Registry, WorkerState
 from .store import Store, TaskRecord
@@ -371,12 +371,16 @@ class Scheduler:
         return delay <= 0, max(delay, 0.0)
 
     async def _warm_up(self) -> None:
-        """Compile the greedy kernels (numba) off the loop before the first real round."""
-        from .model import Task, Worker
+        """Compile numba kernels off the loop before the first real round: the greedy
+        fallback's and, for the portfolio, A*'s and LNS's (numba caches them on disk, so
+        only a machine's first run pays the compile)."""
+        from .examples import example_problem
 
-        tiny = Problem(workers=(Worker("w", capacity={"cpu": 1}),), tasks=(Task("t", demand={"cpu": 1}),))
+        tiny = example_problem("tiny")  # GPUs, shares, releases, deadlines: every kernel path
+        names = [FALLBACK, *(("astar", "lns") if self._runner.name == "portfolio" else ())]
         async with self._runner.lock:
-            await anyio.to_thread.run_sync(GREEDY[FALLBACK].plan, tiny, None)
+            for name in names:
+                await anyio.to_thread.run_sync(get_planner(name).plan, tiny, 0.05)
 
     async def _plan_loop(self) -> None:
         ap = self._ap
