@@ -6,6 +6,14 @@ from typing import Any
 
 import attrs
 
+from .model import Weights
+
+
+def _runtime_weights() -> Weights:
+    # leaving a runnable task out must never pay: with the contract's 1000 a long task
+    # whose deadline has passed (lateness > 1000) would wait forever
+    return Weights(unassigned=1e6)
+
 
 @attrs.frozen
 class SchedulerConfig:
@@ -29,6 +37,7 @@ class SchedulerConfig:
     planner: Any = "portfolio"  # a name or an object with plan(problem, budget_s): "portfolio" plans
     #                             within plan_budget_s (small rounds end early), "eft" in milliseconds
     plan_budget_s: float = 1.0
+    weights: Weights = attrs.field(factory=_runtime_weights)  # the planners' objective weights
     batch_size: int = 64
     batch_window_s: float = 0.02
     batch_max: int = 512

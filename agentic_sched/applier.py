@@ -32,7 +32,7 @@ from ._spec import TERMINAL, TaskStatus
 from .agents import protocol
 from .events import Event, EventBus
 from .metrics import Metrics
-from .model import GPU_KIND, MILLI_PER_DEVICE, Plan, Problem, RunningWork
+from .model import GPU_KIND, MILLI_PER_DEVICE, Plan, Problem, RunningWork, Weights
 from .predict import RuntimePredictor, features_of
 from .registry import Registry, WorkerState
 from .store import AttemptRecord, Store, TaskRecord, WorkerRow
@@ -43,8 +43,9 @@ log = logging.getLogger("agentic_sched.scheduler")
 class Applier:
     def __init__(self, store: Store, registry: Registry, bus: EventBus, metrics: Metrics,
                  reserve_ttl_s: float, *, preemption: bool = True, preempt_grace_s: float = 10.0,
-                 preempt_min_wait_s: float = 0.0) -> None:
+                 preempt_min_wait_s: float = 0.0, weights: Weights | None = None) -> None:
         self.store, self.registry, self.bus, self.metrics = store, registry, bus, metrics
+        self.weights = weights if weights is not None else Weights()
         self.reserve_ttl_s = reserve_ttl_s
         self.preemption, self.preempt_grace_s = preemption, preempt_grace_s
         self.preempt_min_wait_s = preempt_min_wait_s
@@ -299,7 +300,8 @@ class Applier:
             self.new_pending, self.first_pending_at, self.replan_now = 0, None, False
         tasks = tuple(r.model if d == r.model.duration else attrs.evolve(r.model, duration=float(d))
                       for r, d in zip(pend, self.durations(pend), strict=True))
-        return Problem(workers=tuple(workers), tasks=tasks, now=now), {r.id: r.version for r in pend}
+        return (Problem(workers=tuple(workers), tasks=tasks, now=now, weights=self.weights),
+                {r.id: r.version for r in pend})
 
     def durations(self, recs: list[TaskRecord]) -> list[float]:
         """Planned durations: the predictor's once it is fitted (remembered in

@@ -89,7 +89,7 @@ class Scheduler:
         self._store = await Store.open(str(Path(cfg.state_dir) / "scheduler.db"))
         self._ap = Applier(self._store, self._registry, self._bus, self.metrics, cfg.reserve_ttl_s,
                            preemption=cfg.preemption, preempt_grace_s=cfg.preempt_grace_s,
-                           preempt_min_wait_s=cfg.preempt_min_wait_s)
+                           preempt_min_wait_s=cfg.preempt_min_wait_s, weights=cfg.weights)
         self._runner = PlannerRunner(cfg.planner, cfg.plan_budget_s, self.metrics, self._on_fallback,
                                      max_failures=cfg.planner_max_failures, cooldown_s=cfg.planner_cooldown_s)
         records, workers = await self._store.load()

@@ -176,3 +176,13 @@ async def test_metrics_endpoint_on_loopback(tmp_path):
                      "agentic_sched_planner_fallbacks_total", "agentic_sched_workers", "agentic_sched_task_outcomes_total"):
             assert name in body
         assert 'agentic_sched_task_outcomes_total{outcome="done"} 1.0' in body
+
+
+async def test_a_task_whose_deadline_cannot_be_met_still_runs(tmp_path):
+    # its estimate makes it 600 s late (lateness cost 1200 > the contract's unassigned
+    # penalty 1000): a one-shot plan may leave it out, the runtime must not starve it
+    async with Scheduler(state_dir=str(tmp_path), planner="portfolio", plan_budget_s=0.3) as s:
+        assert s.config.weights.unassigned >= 1e6
+        await s.add_worker(id="w1", capacity={"cpu": 1}, max_concurrency=1)
+        h = await s.submit(TaskSpec(argv=["true"], duration=600, deadline=0.001))
+        assert (await h.wait(timeout=30)).state == "done"

@@ -37,7 +37,7 @@ from ortools.sat.python import cp_model
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
 from .base import finish_plan, nothing_to_optimise, objective_of, overload_until
 from .bounds import lower_bound
-from .insertion import NEVER, ProblemArrays, Schedule
+from .insertion import LEFT_OUT, NEVER, ProblemArrays, Schedule
 
 SCALE = 1000.0  # minimum integer per cost unit; raised so the smallest coefficient is >= 1000
 MAX_SCALE = 1e7
@@ -316,7 +316,8 @@ class CpSatPlanner:
         for i, t in enumerate(problem.tasks):
             chosen = [w for (ti, w), x in model.x.items() if ti == i and solver.value(x)]
             if not chosen:
-                reason = a.feas.reason(t) if not a.eligible[i].any() else "left unassigned: cheaper than any placement"
+                reason = (a.feas.reason(t) if not a.eligible[i].any()
+                          else LEFT_OUT.format(penalty=a.w.unassigned * float(a.prio[i])))
                 unassigned.append(Unassigned(t.id, reason if i in model.s or not a.eligible[i].any() else NEVER))
                 continue
             w = chosen[0]

@@ -25,6 +25,8 @@ from .feasibility import Feasibility
 from .timelines import Timelines
 
 NEVER = "no worker ever has room: running work holds it"
+LEFT_OUT = ("left unassigned on purpose: every placement found costs more than the unassigned "
+            "penalty ({penalty:g} = unassigned weight x priority)")
 
 
 class ProblemArrays:
@@ -248,8 +250,10 @@ class Schedule:
                                                   float(self.start[i] + a.dur_on[i, w]), devices))
             elif not a.eligible[i].any():
                 unassigned.append(Unassigned(t.id, a.feas.reason(t)))
-            else:
+            elif i in self.never:
                 unassigned.append(Unassigned(t.id, NEVER))
+            else:
+                unassigned.append(Unassigned(t.id, LEFT_OUT.format(penalty=a.w.unassigned * float(a.prio[i]))))
         return finish_plan(problem, assignments, unassigned, planner=planner, started=started,
                            status=status, bound=bound, detail=detail)
 
