@@ -5,9 +5,9 @@
 Prints published vs ours at 90/100/110/130 % arrived load and writes
 ``benchmarks/results/openb.json`` (``{"seeds", "loads", "published", "policies":
 {name: run_openb result + seconds_per_seed}}``). The batched planners (best-of-orders
-with FGD, and the joint planner of ``agentic_sched.sim.openb_batch``: FGD + stream
-fragmentation; ``--planner-batch``/``--planner-orders``) are each measured twice from the
-same placements: credited at each pod's arrival, and only once its whole batch has
+with FGD, and the joint planner of ``agentic_sched.sim.openb_batch``: FGD + cpu-stranded
+milli + stream fragmentation; ``--planner-batch``/``--planner-orders``) are each measured
+twice from the same placements: credited at each pod's arrival, and only once its whole batch has
 arrived (``credit_at_batch_end``). ``--quick`` uses seeds 42 and 43.
 """
 
@@ -56,6 +56,7 @@ def run(seeds: list[int], batch: int = 64, orders: int = 8, p_batch: int = 32, p
            "batched": {"batch": batch, "orders": orders, "base": "fgd",
                        "protocol": O.batched_policy.__doc__},
            "planner": {"batch": p_batch, "orders": p_orders, "mode": "hybrid", "multi_weight": 8.0, "select": "fgd",
+                       "cpu_weight": OB.CPU_WEIGHT,
                        "protocol": OB.planner_policy.__doc__}, "policies": {}}
     for name, fn in policies.items():
         t0 = time.perf_counter()

@@ -37,6 +37,34 @@ def test_stream_frag_matches_reference(seed):
         assert k == pytest.approx(r, rel=1e-12, abs=1e-9)
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_stream_terms_match_reference(seed):
+    rng = np.random.default_rng(50 + seed)
+    cpu, _, gpu, count, model, _ = random_cluster(rng)
+    _, s = _targets(rng)
+    for n in range(len(cpu)):
+        f, c = KB.stream_terms(cpu[n], gpu[n], count[n], model[n], *s)
+        row = [int(x) for x in gpu[n, :count[n]]]
+        assert f == RB.stream_frag_py(int(cpu[n]), row, model[n], *s) == KB.stream_frag(cpu[n], gpu[n], count[n],
+                                                                                        model[n], *s)
+        assert c == RB.cpu_strand_py(int(cpu[n]), row, model[n], *s) == KB.cpu_strand(cpu[n], gpu[n], count[n],
+                                                                                      model[n], *s)
+        assert c >= 0.0
+
+
+def test_cpu_strand_hand_worked():
+    # 470-share with 8000 cpu: GPUs 1000, 530, 0 take 3 copies by GPU; cpu allows 12, 2, 0
+    tgt = (np.array([8000]), np.array([470]), np.array([1]), np.array([-1]), np.array([1.0]))
+    row = np.array([1000, 530, 0, 0, 0, 0, 0, 0])
+    assert KB.cpu_strand(100000, row, 3, 0, *tgt) == 0
+    assert KB.cpu_strand(16000, row, 3, 0, *tgt) == 470
+    assert KB.cpu_strand(7999, row, 3, 0, *tgt) == 3 * 470
+    whole = (np.array([64000]), np.array([1000]), np.array([8]), np.array([-1]), np.array([1.0]))
+    assert KB.cpu_strand(60000, np.full(8, 1000), 8, 0, *whole) == 8000
+    cpu_free = (np.array([0]), np.array([470]), np.array([1]), np.array([-1]), np.array([1.0]))
+    assert KB.cpu_strand(0, row, 3, 0, *cpu_free) == 0  # a target asking no cpu is never stranded
+
+
 def test_stream_frag_hand_worked():
     # one target: 470-share with 8000 cpu, p = 1. GPUs 1000, 530, 0 -> 2 + 1 copies by GPU
     tgt = (np.array([8000]), np.array([470]), np.array([1]), np.array([-1]), np.array([1.0]))
@@ -51,30 +79,32 @@ def test_stream_frag_hand_worked():
 
 
 @pytest.mark.parametrize("seed", range(20))
-@pytest.mark.parametrize("mode", [OB.MODE_STREAM, OB.MODE_HYBRID])
-def test_plan_place_matches_reference(seed, mode):
+@pytest.mark.parametrize("mode,cpu_weight", [(OB.MODE_STREAM, 0.0), (OB.MODE_HYBRID, 0.0), (OB.MODE_HYBRID, 0.25),
+                                             (OB.MODE_HYBRID, 1.0)])
+def test_plan_place_matches_reference(seed, mode, cpu_weight):
     rng = np.random.default_rng(100 + seed)
     cpu, mem, gpu, count, model, rank = random_cluster(rng)
     t, s = _targets(rng)
     for pod in zip(*random_pods(rng, 10), strict=True):
         pod = tuple(int(x) for x in pod)
-        k = KB.plan_place(cpu, mem, gpu, count, model, rank, *pod, t, s, mode)
-        r = RB.plan_place_py(cpu, mem, gpu, count, model, rank, *pod, t, s, mode)
+        k = KB.plan_place(cpu, mem, gpu, count, model, rank, *pod, t, s, mode, cpu_weight)
+        r = RB.plan_place_py(cpu, mem, gpu, count, model, rank, *pod, t, s, mode, cpu_weight)
         assert tuple(int(x) for x in k) == r
 
 
 @pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("batch,orders,select", [(1, 1, 1), (4, 3, 1), (7, 2, 0), (5, 3, 2)])
-def test_replay_planner_matches_reference(seed, batch, orders, select):
+@pytest.mark.parametrize("batch,orders,select,cpu_weight", [(1, 1, 1, 0.0), (4, 3, 1, 0.0), (7, 2, 0, 0.25),
+                                                            (5, 3, 2, 0.25), (4, 3, 1, 1.0), (4, 3, 3, 0.25)])
+def test_replay_planner_matches_reference(seed, batch, orders, select, cpu_weight):
     rng = np.random.default_rng(200 + seed)
     cpu, mem, gpu, count, model, rank = random_cluster(rng, n_nodes=6)
     t, s = _targets(rng)
     pods = random_pods(rng, 30)
     keys = np.vstack([np.arange(30.0), rng.random((orders - 1, 30))])
     k = KB.replay_planner(cpu.copy(), mem.copy(), gpu.copy(), count, model, rank, *pods, t, s,
-                          OB.MODE_HYBRID, batch, keys, select)
+                          OB.MODE_HYBRID, batch, keys, select, cpu_weight)
     r = RB.replay_planner_py(cpu.copy(), mem.copy(), gpu.copy(), count, model, rank, *pods, t, s,
-                             OB.MODE_HYBRID, batch, keys, select)
+                             OB.MODE_HYBRID, batch, keys, select, cpu_weight)
     np.testing.assert_array_equal(k[0], r[0])
     np.testing.assert_array_equal(k[1], r[1])
 
@@ -149,7 +179,7 @@ def test_planner_one_by_one_matches_plan_place(data):
     for i, pod in enumerate(zip(*wl.pod_arrays(small), strict=True)):
         pod = tuple(int(x) for x in pod)
         n, b = KB.plan_place(cpu, mem, gpu, small.node_gpus, small.node_model, wl.node_rank, *pod, T, S,
-                             OB.MODE_HYBRID)
+                             OB.MODE_HYBRID, OB.CPU_WEIGHT)
         assert (n, b) == (out.node[i], out.gpus[i])
         if n >= 0:
             from agentic_sched.kernels.openb import apply_placement
