@@ -8,11 +8,14 @@ import attrs
 
 from .model import Weights
 
+#: the unassigned weight of online planning rounds (Scheduler, simulator): leaving a
+#: runnable task out must never pay; with the contract's 1000 a long task whose deadline
+#: has passed (lateness cost > 1000) would be left out of every round and wait forever
+ONLINE_UNASSIGNED_WEIGHT = 1e6
+
 
 def _runtime_weights() -> Weights:
-    # leaving a runnable task out must never pay: with the contract's 1000 a long task
-    # whose deadline has passed (lateness > 1000) would wait forever
-    return Weights(unassigned=1e6)
+    return Weights(unassigned=ONLINE_UNASSIGNED_WEIGHT)
 
 
 @attrs.frozen

@@ -40,8 +40,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+import attrs
 import numpy as np
 
+from .._config import ONLINE_UNASSIGNED_WEIGHT
 from ..model import Plan, Problem
 from .engine import EPS, Policy, SimTask, Simulation
 
@@ -249,6 +251,8 @@ class PlannerPolicy:
     def _replan(self, sim: Simulation, planner: Planner) -> None:
         tasks = sorted(sim.pending.values(), key=lambda st: st.index)
         problem = sim.snapshot(tasks)
+        if problem.weights.unassigned < ONLINE_UNASSIGNED_WEIGHT:  # as the Scheduler: nobody starves
+            problem = attrs.evolve(problem, weights=attrs.evolve(problem.weights, unassigned=ONLINE_UNASSIGNED_WEIGHT))
         started = time.perf_counter()
         plan = planner.plan(problem, self.budget_s)
         sim.timing["planner_s"] += time.perf_counter() - started
