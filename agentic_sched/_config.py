@@ -27,7 +27,10 @@ class SchedulerConfig:
     after the first one arrived, at once on worker events / freed capacity (if
     ``replan_on_worker_events``), and when a delayed start falls due; one round plans
     at most ``batch_max`` tasks. ``planner`` is a planner name run with
-    ``plan_budget_s``; on errors/overruns the round falls back to greedy.
+    ``plan_budget_s``; on errors/overruns the round falls back to greedy. With
+    ``dispatch_first`` (default) a round of a non-greedy planner first starts, at once,
+    the tasks an EFT pass (milliseconds) starts now; the planner then plans the rest
+    within its budget, so freed capacity never idles while it thinks.
 
     Preemption (``preemption``): a task that a round cannot start now (unassigned, a
     failed plan check, or planned more than ``preempt_min_wait_s`` later / past its
@@ -41,6 +44,7 @@ class SchedulerConfig:
     #                             within plan_budget_s (small rounds end early), "eft" in milliseconds
     plan_budget_s: float = 1.0
     weights: Weights = attrs.field(factory=_runtime_weights)  # the planners' objective weights
+    dispatch_first: bool = True  # a non-greedy planner's round first starts what EFT starts now
     batch_size: int = 64
     batch_window_s: float = 0.02
     batch_max: int = 512

@@ -312,6 +312,24 @@ class Applier:
         self.planned.update((r.id, d) for r, d in zip(recs, out, strict=True))
         return out
 
+    def dispatch_now(self, plan: Plan, versions: dict[str, int], slack_s: float) -> int:
+        """A round's fast path: reserve the assignments of ``plan`` that start now (within
+        ``slack_s``, released) and fit live state; touch nothing else (reasons, delayed
+        starts and preemption are the full plan's). Returns how many were reserved."""
+        now, n = self.clock(), 0
+        for a in plan.assignments:
+            rec = self.pending.get(a.task)
+            if (rec is None or rec.version != versions.get(a.task) or a.start > now + slack_s
+                    or (rec.model.release or 0.0) > now):
+                continue
+            w = self.registry.get(a.worker)
+            if w is None or not w.schedulable or w.fits_now(
+                    rec.model.demand.as_dict(), self.device_shares(rec, tuple(a.devices))) is not None:
+                continue
+            self.reserve(rec, w, tuple(a.devices))
+            n += 1
+        return n
+
     def apply_plan(self, plan: Plan, versions: dict[str, int], slack_s: float) -> float | None:
         """Verify each assignment against live state and reserve the ones due now (planned
         to start within ``slack_s`` and released).

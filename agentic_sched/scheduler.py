@@ -404,6 +404,15 @@ class Scheduler:
                     rec.reason = f"no worker is up (workers: {known})"
                 self._next_start = None
                 continue
+            if self.config.dispatch_first and self._runner.name not in GREEDY:
+                quick = await anyio.to_thread.run_sync(GREEDY[FALLBACK].plan, problem, None)
+                async with ap.lock:
+                    if ap.dispatch_now(quick, versions, self.config.start_slack_s):
+                        await ap.flush()
+                        problem, versions = ap.snapshot(self.config.batch_max, preview=True)
+                if not problem.tasks:  # everything started: nothing left to plan
+                    self._next_start = None
+                    continue
             plan = await self._runner.run(problem)
             self._last_plan = plan
             async with ap.lock:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import anyio
 import pytest
 from proc_util import alive
 
 from agentic_sched._errors import InvalidProblem, RemoteError, UnknownTask, UnknownWorker
 from agentic_sched._spec import TaskSpec
+from agentic_sched.planners import GREEDY
 from agentic_sched.scheduler import Scheduler
 
 pytestmark = pytest.mark.anyio
@@ -139,7 +142,8 @@ async def test_planner_failure_falls_back_to_greedy(tmp_path):
         def plan(self, problem, budget_s=None):
             raise RuntimeError("boom")
 
-    async with Scheduler(state_dir=str(tmp_path), planner=Broken(), planner_max_failures=2) as s:
+    async with Scheduler(state_dir=str(tmp_path), planner=Broken(), planner_max_failures=2,
+                         dispatch_first=False) as s:  # every task goes through the planner
         await s.add_worker(id="w1")
         sub = s.subscribe()
         h = await s.submit(TaskSpec(runtime="noop"))
@@ -186,3 +190,31 @@ async def test_a_task_whose_deadline_cannot_be_met_still_runs(tmp_path):
         await s.add_worker(id="w1", capacity={"cpu": 1}, max_concurrency=1)
         h = await s.submit(TaskSpec(argv=["true"], duration=600, deadline=0.001))
         assert (await h.wait(timeout=30)).state == "done"
+
+
+async def test_dispatch_first_starts_what_fits_while_the_planner_thinks(tmp_path):
+    order: list[str] = []
+
+    class Slow:  # a planner that takes 2 s per round
+        name = "slow"
+
+        def plan(self, problem, budget_s=None):
+            time.sleep(2.0)
+            order.append(f"planner returned ({len(problem.tasks)} tasks)")
+            return GREEDY["eft"].plan(problem)
+
+    async with Scheduler(state_dir=str(tmp_path), planner=Slow(), plan_budget_s=3.0) as s:
+        await s.add_worker(id="w1", capacity={"cpu": 1}, max_concurrency=1)
+        events = s.subscribe()
+        first = await s.submit(sh("sleep 0.5", id="first", demand={"cpu": 1}))
+        second = await s.submit(sh("true", id="second", demand={"cpu": 1}))
+        async for ev in events:
+            if ev.kind == "started":
+                order.append(f"started {ev.task}")
+                if ev.task == "second":
+                    break
+        assert [st.state for st in await s.wait([first, second], timeout=30)] == ["done", "done"]
+    # "first" fits now: started by the EFT fast path; only "second" (no room now) was planned
+    assert order[0] == "started first" and "planner returned (1 tasks)" in order, order
+    assert order.index("planner returned (1 tasks)") < order.index("started second")
+
