@@ -32,7 +32,7 @@ from ._spec import TERMINAL, TaskStatus
 from .agents import protocol
 from .events import Event, EventBus
 from .metrics import Metrics
-from .model import GPU_KIND, MILLI_PER_DEVICE, Plan, Problem, RunningWork, Weights
+from .model import GPU_KIND, MILLI_PER_DEVICE, Assignment, Plan, Problem, RunningWork, Weights
 from .predict import RuntimePredictor, features_of
 from .registry import Registry, WorkerState
 from .store import AttemptRecord, Store, TaskRecord, WorkerRow
@@ -312,6 +312,14 @@ class Applier:
         self.planned.update((r.id, d) for r, d in zip(recs, out, strict=True))
         return out
 
+    def _live_check(self, rec: TaskRecord, a: Assignment) -> tuple[WorkerState | None, str | None]:
+        """``a``'s worker and why ``rec`` cannot start there now (None: it can): the worker
+        must be known and take work, and the task must fit its live state."""
+        w = self.registry.get(a.worker)
+        if w is None or not w.schedulable:
+            return None, f"worker {a.worker} is {'unknown' if w is None else w.state}"
+        return w, w.fits_now(rec.model.demand.as_dict(), self.device_shares(rec, tuple(a.devices)))
+
     def dispatch_now(self, plan: Plan, versions: dict[str, int], slack_s: float) -> int:
         """A round's fast path: reserve the assignments of ``plan`` that start now (within
         ``slack_s``, released) and fit live state; touch nothing else (reasons, delayed
@@ -322,12 +330,10 @@ class Applier:
             if (rec is None or rec.version != versions.get(a.task) or a.start > now + slack_s
                     or (rec.model.release or 0.0) > now):
                 continue
-            w = self.registry.get(a.worker)
-            if w is None or not w.schedulable or w.fits_now(
-                    rec.model.demand.as_dict(), self.device_shares(rec, tuple(a.devices))) is not None:
-                continue
-            self.reserve(rec, w, tuple(a.devices))
-            n += 1
+            w, why = self._live_check(rec, a)
+            if w is not None and why is None:
+                self.reserve(rec, w, tuple(a.devices))
+                n += 1
         return n
 
     def apply_plan(self, plan: Plan, versions: dict[str, int], slack_s: float) -> float | None:
@@ -358,16 +364,15 @@ class Applier:
                         d is not None and a.end > d)):
                     waiting.append(rec)
                 continue
-            w = self.registry.get(a.worker)
-            if w is None or not w.schedulable:
-                rec.reason = f"plan check failed: worker {a.worker} is {'unknown' if w is None else w.state}"
-                self.kick(replan=True)
-                continue
-            why = w.fits_now(rec.model.demand.as_dict(), self.device_shares(rec, tuple(a.devices)))
-            if why is not None:  # capacity frees on a finish, which triggers the next round
+            w, why = self._live_check(rec, a)
+            if why is not None:
                 rec.reason = f"plan check failed: {why}"
-                waiting.append(rec)
+                if w is None:  # the worker went away: plan again
+                    self.kick(replan=True)
+                else:  # capacity frees on a finish, which triggers the next round
+                    waiting.append(rec)
                 continue
+            assert w is not None
             self.reserve(rec, w, tuple(a.devices))
         if self.preemption and waiting:
             self.preempt_for(waiting)

@@ -16,6 +16,11 @@ import attrs
 from ..formats import cost
 from ..model import Assignment, Plan, Problem, Unassigned, Worker
 
+#: the reasons of tasks that some worker could host but a plan leaves out
+NEVER = "no worker ever has room: running work holds it"
+LEFT_OUT = ("left unassigned on purpose: every placement found costs more than the unassigned "
+            "penalty ({penalty:g} = unassigned weight x priority)")
+
 
 class Planner(Protocol):
     name: str

@@ -35,9 +35,9 @@ import numpy as np
 from ortools.sat.python import cp_model
 
 from ..model import MILLI_PER_DEVICE, Assignment, Plan, Problem, Unassigned
-from .base import finish_plan, nothing_to_optimise, objective_of, overload_until
+from .base import LEFT_OUT, NEVER, finish_plan, nothing_to_optimise, objective_of, overload_until
 from .bounds import lower_bound
-from .insertion import LEFT_OUT, NEVER, ProblemArrays, Schedule
+from .insertion import ProblemArrays, Schedule
 
 SCALE = 1000.0  # minimum integer per cost unit; raised so the smallest coefficient is >= 1000
 MAX_SCALE = 1e7

@@ -25,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..model import Assignment, Plan, Problem, Task, Unassigned
-from .base import finish_plan
+from .base import NEVER, finish_plan
 from .feasibility import Feasibility
 from .timelines import Timelines
 
@@ -86,7 +86,7 @@ class GreedyPlanner:
                 continue
             w, start = tl.pick(task, eligible, load, self.mode)
             if w < 0:
-                unassigned.append(Unassigned(task.id, "no worker ever has room: running work holds it"))
+                unassigned.append(Unassigned(task.id, NEVER))
                 continue
             devices = tl.place(task, w, start)
             dur = task.duration / speed[w]

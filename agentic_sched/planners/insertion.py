@@ -20,13 +20,9 @@ import numpy as np
 from ..kernels import lns as KL
 from ..kernels import timeline as K
 from ..model import Assignment, Plan, Problem, Unassigned
-from .base import finish_plan
+from .base import LEFT_OUT, NEVER, finish_plan
 from .feasibility import Feasibility
 from .timelines import Timelines
-
-NEVER = "no worker ever has room: running work holds it"
-LEFT_OUT = ("left unassigned on purpose: every placement found costs more than the unassigned "
-            "penalty ({penalty:g} = unassigned weight x priority)")
 
 
 class ProblemArrays:
