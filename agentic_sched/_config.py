@@ -14,8 +14,16 @@ from .model import Weights
 ONLINE_UNASSIGNED_WEIGHT = 1e6
 
 
+def online_weights(weights: Weights) -> Weights:
+    """``weights`` for an online round: the unassigned weight raised to at least
+    ``ONLINE_UNASSIGNED_WEIGHT`` (the Scheduler's default and the simulator's planner)."""
+    if weights.unassigned >= ONLINE_UNASSIGNED_WEIGHT:
+        return weights
+    return attrs.evolve(weights, unassigned=ONLINE_UNASSIGNED_WEIGHT)
+
+
 def _runtime_weights() -> Weights:
-    return Weights(unassigned=ONLINE_UNASSIGNED_WEIGHT)
+    return online_weights(Weights())
 
 
 @attrs.frozen

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 import attrs
 import numpy as np
 
-from .._config import ONLINE_UNASSIGNED_WEIGHT
+from .._config import online_weights
 from ..model import Plan, Problem
 from .engine import EPS, Policy, SimTask, Simulation
 
@@ -251,8 +251,7 @@ class PlannerPolicy:
     def _replan(self, sim: Simulation, planner: Planner) -> None:
         tasks = sorted(sim.pending.values(), key=lambda st: st.index)
         problem = sim.snapshot(tasks)
-        if problem.weights.unassigned < ONLINE_UNASSIGNED_WEIGHT:  # as the Scheduler: nobody starves
-            problem = attrs.evolve(problem, weights=attrs.evolve(problem.weights, unassigned=ONLINE_UNASSIGNED_WEIGHT))
+        problem = attrs.evolve(problem, weights=online_weights(problem.weights))  # as the Scheduler: nobody starves
         started = time.perf_counter()
         plan = planner.plan(problem, self.budget_s)
         sim.timing["planner_s"] += time.perf_counter() - started
